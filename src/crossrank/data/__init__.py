@@ -1,0 +1,1 @@
+"""Data: BEIR readers, labeled examples and the training data module."""

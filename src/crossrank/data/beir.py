@@ -1,0 +1,150 @@
+"""Read BEIR-format folders: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
+
+Every error names the file and the line it came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+Qrels = dict[str, dict[str, int]]
+
+
+class DataError(ValueError):
+    """Malformed or missing input data; the message names the file and line."""
+
+
+@dataclass
+class BeirDataset:
+    """A corpus with its queries and the relevance judgements of one split."""
+
+    path: Path
+    split: str
+    corpus: dict[str, dict[str, str]]
+    queries: dict[str, str]
+    qrels: Qrels
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    def doc_text(self, doc_id: str) -> str:
+        """Title and text joined the way BEIR's rerankers read them."""
+        doc = self.corpus[doc_id]
+        title, text = doc.get("title", ""), doc.get("text", "")
+        return f"{title}. {text}" if title else text
+
+    def judged_queries(self) -> list[str]:
+        """Query ids in qrels order that have at least one relevant (grade > 0) document."""
+        return [qid for qid, docs in self.qrels.items() if any(g > 0 for g in docs.values())]
+
+    def fingerprint(self) -> str:
+        """sha256 over the corpus and queries files (keys caches of indexes and negatives)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for name in ("corpus.jsonl", "queries.jsonl"):
+                with open(self.path / name, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    if not path.is_file():
+        raise DataError(f"{path}: expected a JSONL file, found none")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {exc}") from None
+            if not isinstance(row, dict):
+                raise DataError(
+                    f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}"
+                )
+            yield lineno, row
+
+
+def _require_str(row: dict, key: str, path: Path, lineno: int, allow_empty: bool = False) -> str:
+    value = row.get(key)
+    if not isinstance(value, str) or (not allow_empty and not value.strip()):
+        raise DataError(f"{path}:{lineno}: expected a non-empty string {key!r}, got {value!r}")
+    return value
+
+
+def read_corpus(path: Path) -> dict[str, dict[str, str]]:
+    corpus: dict[str, dict[str, str]] = {}
+    for lineno, row in _jsonl(path):
+        doc_id = str(row.get("_id", "")).strip()
+        if not doc_id:
+            raise DataError(f"{path}:{lineno}: expected an '_id', got {row.get('_id')!r}")
+        title = row.get("title") or ""
+        text = _require_str(row, "text", path, lineno, allow_empty=True)
+        if not (text.strip() or str(title).strip()):
+            raise DataError(f"{path}:{lineno}: document {doc_id!r} has neither title nor text")
+        corpus[doc_id] = {"title": str(title), "text": text}
+    if not corpus:
+        raise DataError(f"{path}: expected at least one document, got none")
+    return corpus
+
+
+def read_queries(path: Path) -> dict[str, str]:
+    queries: dict[str, str] = {}
+    for lineno, row in _jsonl(path):
+        qid = str(row.get("_id", "")).strip()
+        if not qid:
+            raise DataError(f"{path}:{lineno}: expected an '_id', got {row.get('_id')!r}")
+        queries[qid] = _require_str(row, "text", path, lineno)
+    return queries
+
+
+def read_qrels(path: Path) -> Qrels:
+    if not path.is_file():
+        raise DataError(f"{path}: expected a qrels TSV file, found none")
+    qrels: Qrels = {}
+    with open(path, encoding="utf-8", newline="") as f:
+        for lineno, fields in enumerate(csv.reader(f, delimiter="\t"), start=1):
+            if not fields or not "".join(fields).strip():
+                continue
+            if lineno == 1 and not fields[-1].strip().lstrip("-").isdigit():
+                continue  # header: query-id, corpus-id, score
+            if len(fields) != 3:
+                raise DataError(
+                    f"{path}:{lineno}: expected 3 tab-separated fields "
+                    f"(query-id, corpus-id, score), got {len(fields)}"
+                )
+            qid, doc_id, score = (x.strip() for x in fields)
+            try:
+                grade = int(score)
+            except ValueError:
+                raise DataError(
+                    f"{path}:{lineno}: expected an integer score, got {score!r}"
+                ) from None
+            qrels.setdefault(qid, {})[doc_id] = grade
+    return qrels
+
+
+def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
+    """Load a BEIR folder; judgements naming unknown queries or documents are an error."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: expected a BEIR folder, found none")
+    corpus = read_corpus(root / "corpus.jsonl")
+    queries = read_queries(root / "queries.jsonl")
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        have = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
+        raise DataError(f"{qrels_path}: no qrels for split {split!r}; splits here: {have}")
+    qrels = read_qrels(qrels_path)
+    for qid, docs in qrels.items():
+        if qid not in queries:
+            raise DataError(f"{qrels_path}: query {qid!r} is not in queries.jsonl")
+        missing = [d for d in docs if d not in corpus]
+        if missing:
+            raise DataError(f"{qrels_path}: query {qid!r} judges unknown documents {missing[:5]}")
+    return BeirDataset(root, split, corpus, queries, qrels)

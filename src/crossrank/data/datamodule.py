@@ -1,0 +1,224 @@
+"""``TriplesDataModule``: groups of (query, positive, negatives) for training, ranked lists for eval."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from crossrank.data.examples import LabeledQuery, LabeledSet, check_no_leakage, read_labeled
+from crossrank.data.negatives import DEFAULT_CACHE, mine_candidates
+
+NegativeSource = Literal["random", "candidates"]
+EvalCandidates = Literal["all", "judged", "candidates"]
+
+
+@dataclass
+class PairBatch:
+    """Text pairs with labels; ``labels`` is ``[groups, group_size]`` (-1 marks padding)."""
+
+    queries: list[str]
+    documents: list[str]
+    labels: torch.Tensor
+    query_index: torch.Tensor  # one entry per pair (used by retrieval metrics)
+
+
+class GroupDataset(Dataset):
+    """One item per (query, positive): the positive followed by ``n_negatives`` lower-graded docs.
+
+    Negatives are redrawn each epoch from documents graded below the positive (judged lower,
+    or unjudged from the query's candidate list or the corpus), seeded by (seed, epoch, item).
+    """
+
+    def __init__(
+        self,
+        data: LabeledSet,
+        n_negatives: int,
+        source: NegativeSource,
+        seed: int,
+        repeats: int = 1,
+    ):
+        self.data = data
+        self.n_negatives = n_negatives
+        self.source = source
+        self.seed = seed
+        self.epoch = 0
+        self.items = [
+            (qi, doc) for qi, q in enumerate(data.queries) for doc in q.positives
+        ] * repeats
+        self._doc_ids = list(data.documents)
+        if not self.items:
+            raise ValueError(f"{data.source}: expected queries with positives, got none")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _unjudged(self, q: LabeledQuery, rng: random.Random, k: int) -> list[str]:
+        pool = q.candidates if self.source == "candidates" and q.candidates else self._doc_ids
+        picked: list[str] = []
+        for _ in range(8 * k):
+            if len(picked) == k:
+                break
+            doc = pool[rng.randrange(len(pool))]
+            if doc not in q.judged and doc not in picked:
+                picked.append(doc)
+        return picked
+
+    def __getitem__(self, index: int) -> tuple[str, list[str], list[int]]:
+        qi, pos = self.items[index]
+        q = self.data.queries[qi]
+        rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
+        grade = q.judged[pos]
+        lower = [d for d, g in q.judged.items() if g < grade]
+        rng.shuffle(lower)
+        # At most half the slots go to judged lower-graded documents; unjudged ones fill the rest.
+        negatives = lower[: max(1, self.n_negatives // 2)]
+        negatives += self._unjudged(q, rng, self.n_negatives - len(negatives))
+        negatives += lower[len(negatives) : self.n_negatives]
+        docs = [pos, *negatives[: self.n_negatives]]
+        labels = [q.judged.get(d, 0) for d in docs]
+        docs += [pos] * (self.n_negatives + 1 - len(docs))
+        labels += [-1] * (len(docs) - len(labels))
+        return q.text, [self.data.documents[d] for d in docs], labels
+
+
+class EpochShuffle(Sampler[int]):
+    """A permutation that depends only on (seed, epoch), so a resumed run sees the same order."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # called by Lightning before each epoch
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+
+def collate_groups(items: list[tuple[str, list[str], list[int]]]) -> PairBatch:
+    queries = [q for q, docs, _ in items for _ in docs]
+    documents = [d for _, docs, _ in items for d in docs]
+    labels = torch.tensor([labels for _, _, labels in items], dtype=torch.long)
+    index = torch.arange(len(items)).repeat_interleave(labels.shape[1])
+    return PairBatch(queries, documents, labels, index)
+
+
+class RankingDataset(Dataset):
+    """Flat (query index, query, document, grade) pairs: each eval query with its candidates."""
+
+    def __init__(self, data: LabeledSet, candidates: EvalCandidates):
+        self.pairs: list[tuple[int, str, str, int]] = []
+        for qi, q in enumerate(data.queries):
+            if candidates == "all":
+                doc_ids = list(data.documents)
+            elif candidates == "candidates":
+                doc_ids = list(dict.fromkeys(q.candidates))
+            else:
+                doc_ids = list(q.judged)
+            for doc in doc_ids:
+                self.pairs.append((qi, q.text, data.documents[doc], q.judged.get(doc, 0)))
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[int, str, str, int]:
+        return self.pairs[index]
+
+
+def collate_pairs(items: list[tuple[int, str, str, int]]) -> PairBatch:
+    return PairBatch(
+        queries=[q for _, q, _, _ in items],
+        documents=[d for _, _, d, _ in items],
+        labels=torch.tensor([[g for *_, g in items]], dtype=torch.long),
+        query_index=torch.tensor([qi for qi, *_ in items], dtype=torch.long),
+    )
+
+
+class TriplesDataModule(L.LightningDataModule):
+    """Serves labeled triples from a BEIR folder, a JSONL file, or ``"fixture"``.
+
+    Args:
+        data: BEIR folder, JSONL of labeled examples, or ``"fixture"`` (the packaged corpus).
+        eval_data: where the eval queries come from; defaults to ``data``.
+        train_split / eval_split: qrels splits for BEIR folders.
+        n_negatives: negatives per positive in each training group.
+        repeats: groups drawn per positive in each epoch (each with fresh negatives).
+        negatives: draw unjudged negatives from the ``"random"`` corpus, or from BM25's
+            ``"candidates"`` at ranks ``negative_ranks`` (hard negatives; judged ones skipped).
+        eval_candidates: rerank ``"all"`` documents, the ``"judged"`` ones, or BM25's top
+            ``eval_depth`` ``"candidates"`` of each eval query (the real reranking task).
+        cache_dir: where BM25 indexes and mined candidate lists are cached.
+        max_eval_queries: evaluate the first N eval queries only (a fixed subset).
+    """
+
+    def __init__(
+        self,
+        data: str = "fixture",
+        eval_data: str | None = None,
+        train_split: str = "train",
+        eval_split: str = "eval",
+        n_negatives: int = 7,
+        repeats: int = 1,
+        negatives: NegativeSource = "random",
+        negative_ranks: tuple[int, int] = (10, 100),
+        eval_candidates: EvalCandidates = "all",
+        eval_depth: int = 100,
+        max_eval_queries: int | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 13,
+        cache_dir: str | None = DEFAULT_CACHE,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.train_set: LabeledSet | None = None
+        self.eval_set: LabeledSet | None = None
+        self._train_ds: GroupDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        hp = self.hparams
+        self.train_set = read_labeled(hp.data, hp.train_split)
+        self.eval_set = read_labeled(hp.eval_data or hp.data, hp.eval_split)
+        if hp.max_eval_queries is not None:
+            self.eval_set.queries = self.eval_set.queries[: hp.max_eval_queries]
+        check_no_leakage(self.train_set, self.eval_set)
+        if hp.negatives == "candidates":
+            mine_candidates(self.train_set, tuple(hp.negative_ranks), hp.cache_dir)
+        if hp.eval_candidates == "candidates":
+            mine_candidates(self.eval_set, (0, hp.eval_depth), hp.cache_dir)
+        self._train_ds = GroupDataset(
+            self.train_set, hp.n_negatives, hp.negatives, hp.seed, hp.repeats
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Redraw negatives for ``epoch`` (called by the LightningModule at each epoch start)."""
+        if self._train_ds is not None:
+            self._train_ds.epoch = epoch
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self._train_ds,
+            batch_size=self.hparams.batch_size,
+            sampler=EpochShuffle(len(self._train_ds), self.hparams.seed),
+            collate_fn=collate_groups,
+            num_workers=self.hparams.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            RankingDataset(self.eval_set, self.hparams.eval_candidates),
+            batch_size=self.hparams.eval_batch_size,
+            collate_fn=collate_pairs,
+            num_workers=self.hparams.num_workers,
+        )

@@ -1,0 +1,116 @@
+"""Labeled queries from a BEIR folder or a JSONL file, and the train/eval leakage guard."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from crossrank.data.beir import DataError, _jsonl, _require_str, load_beir
+
+
+@dataclass
+class LabeledQuery:
+    """One query with its graded judgements (doc id → grade; 0 = judged not relevant)."""
+
+    qid: str
+    text: str
+    judged: dict[str, int]
+    candidates: list[str] = field(default_factory=list)  # first-stage list, best first
+
+    @property
+    def positives(self) -> list[str]:
+        return [d for d, g in self.judged.items() if g > 0]
+
+
+@dataclass
+class LabeledSet:
+    """Queries and the texts of every document they may refer to."""
+
+    queries: list[LabeledQuery]
+    documents: dict[str, str]
+    source: str
+
+
+def fixture_path() -> Path:
+    """The packaged fixture corpus (a BEIR folder with ``train`` and ``eval`` qrels)."""
+    return Path(str(resources.files("crossrank") / "fixtures"))
+
+
+def resolve_data(path: str) -> Path:
+    """``"fixture"`` means the packaged fixture corpus; anything else is a path."""
+    return fixture_path() if path == "fixture" else Path(path)
+
+
+def _text_id(prefix: str, text: str) -> str:
+    return prefix + hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def read_labeled_jsonl(path: Path) -> LabeledSet:
+    """Read ``{"query", "document", "label"}`` or ``{"query", "positive", "negatives"}`` rows."""
+    by_query: dict[str, LabeledQuery] = {}
+    documents: dict[str, str] = {}
+
+    def judge(query: str, doc: str, grade: int) -> None:
+        doc_id = _text_id("d", doc)
+        documents[doc_id] = doc
+        qid = _text_id("q", query)
+        entry = by_query.setdefault(qid, LabeledQuery(qid, query, {}))
+        entry.judged[doc_id] = max(grade, entry.judged.get(doc_id, grade))
+
+    for lineno, row in _jsonl(path):
+        query = _require_str(row, "query", path, lineno)
+        if "document" in row:
+            doc = _require_str(row, "document", path, lineno)
+            label = row.get("label")
+            if not isinstance(label, int) or isinstance(label, bool) or label < 0:
+                raise DataError(f"{path}:{lineno}: expected an integer 'label' >= 0, got {label!r}")
+            judge(query, doc, label)
+        elif "positive" in row:
+            judge(query, _require_str(row, "positive", path, lineno), int(row.get("grade", 1)))
+            negatives = row.get("negatives", [])
+            if not isinstance(negatives, list) or not all(
+                isinstance(n, str) and n.strip() for n in negatives
+            ):
+                raise DataError(
+                    f"{path}:{lineno}: expected 'negatives' to be a list of non-empty strings"
+                )
+            for neg in negatives:
+                judge(query, neg, 0)
+        else:
+            raise DataError(
+                f"{path}:{lineno}: expected keys query+document+label or query+positive+negatives, "
+                f"got {sorted(row)}"
+            )
+    if not by_query:
+        raise DataError(f"{path}: expected at least one labeled example, got none")
+    return LabeledSet(list(by_query.values()), documents, str(path))
+
+
+def read_labeled(path: str, split: str) -> LabeledSet:
+    """Labeled queries from a BEIR folder (one qrels split) or a JSONL file."""
+    root = resolve_data(path)
+    if root.is_file():
+        return read_labeled_jsonl(root)
+    ds = load_beir(root, split)
+    queries = [
+        LabeledQuery(qid, ds.queries[qid], dict(ds.qrels[qid])) for qid in ds.judged_queries()
+    ]
+    documents = {doc_id: ds.doc_text(doc_id) for doc_id in ds.corpus}
+    return LabeledSet(queries, documents, f"{root}:{split}")
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def check_no_leakage(train: LabeledSet, evaluation: LabeledSet) -> None:
+    """Refuse when the same query text is in train and eval."""
+    seen = {_normalise(q.text) for q in train.queries}
+    shared = [q.text for q in evaluation.queries if _normalise(q.text) in seen]
+    if shared:
+        raise DataError(
+            f"expected train and eval to share no query, got {len(shared)} shared between "
+            f"{train.source} and {evaluation.source}, e.g. {shared[:3]}"
+        )

@@ -1,0 +1,54 @@
+"""First-stage candidates for training and eval queries, mined with BM25 and cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from crossrank.atomic import write_text_atomic
+from crossrank.data.examples import LabeledSet
+from crossrank.retrieval.bm25 import BM25Params, cached_bm25, index_key, texts_fingerprint
+
+DEFAULT_CACHE = ".cache/crossrank"
+
+
+def mine_candidates(
+    data: LabeledSet,
+    ranks: tuple[int, int],
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+    params: BM25Params | None = None,
+) -> None:
+    """Set each query's ``candidates`` to the BM25 hits at ranks ``[ranks[0], ranks[1])``.
+
+    Judged documents stay in the list (the data module skips them when it draws unjudged
+    negatives; eval needs them in place). The lists are cached in a JSON file keyed by the
+    corpus, the BM25 parameters, the queries and the ranks, so a rerun skips retrieval.
+    """
+    lo, hi = ranks
+    if not 0 <= lo < hi:
+        raise ValueError(f"expected ranks (lo, hi) with 0 <= lo < hi, got {ranks}")
+    params = params or BM25Params()
+    doc_ids = list(data.documents)
+    texts = [data.documents[d] for d in doc_ids]
+    corpus_key = index_key(texts_fingerprint(doc_ids, texts), params)
+    queries_key = hashlib.sha256(
+        json.dumps([[q.qid, q.text] for q in data.queries]).encode()
+    ).hexdigest()[:16]
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"candidates-{corpus_key}-{queries_key}-{lo}-{hi}.json"
+        if cache.is_file():
+            lists = json.loads(cache.read_text())
+            for q in data.queries:
+                q.candidates = list(lists[q.qid])
+            return
+    retriever = cached_bm25(doc_ids, texts, cache_dir, params)
+    hits = retriever.retrieve_many([q.text for q in data.queries], hi)
+    lists = {
+        q.qid: [h.doc_id for h in found[lo:hi]] for q, found in zip(data.queries, hits, strict=True)
+    }
+    for q in data.queries:
+        q.candidates = list(lists[q.qid])
+    if cache is not None:
+        write_text_atomic(cache, json.dumps(lists))

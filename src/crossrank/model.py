@@ -1,0 +1,171 @@
+"""The cross-encoder: a small transformer encoder with a pooling step and a relevance head.
+
+The whole model is in this file. ``CrossEncoderConfig`` describes it; a tiny model is
+``CrossEncoder(CrossEncoderConfig())`` and needs no weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from crossrank.tokenization import HashingTokenizer, PairTokenizer
+
+Pooling = Literal["mean", "cls"]
+
+
+@dataclass
+class CrossEncoderConfig:
+    """Shape of a from-scratch cross-encoder (defaults: the tiny one-block model)."""
+
+    vocab_size: int = 8192
+    max_length: int = 128
+    dim: int = 64
+    n_layers: int = 1
+    n_heads: int = 4
+    ffn_dim: int = 256
+    dropout: float = 0.1
+    pooling: Pooling = "mean"
+    answer_head: bool = False
+    exact_match: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dim % self.n_heads:
+            raise ValueError(
+                f"expected dim divisible by n_heads, got dim={self.dim}, n_heads={self.n_heads}"
+            )
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"expected pooling 'mean' or 'cls', got {self.pooling!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def tokenizer(self) -> PairTokenizer:
+        return HashingTokenizer(self.vocab_size)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: CrossEncoderConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
+        self.out = nn.Linear(cfg.dim, cfg.dim)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)
+        heads = d // self.n_heads
+        q, k, v = (z.view(b, t, self.n_heads, heads).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(heads) + bias
+        att = self.dropout(att.softmax(dim=-1))
+        y = (att @ v).transpose(1, 2).reshape(b, t, d)
+        return self.out(y)
+
+
+class Block(nn.Module):
+    """Post-norm transformer block, as in BERT."""
+
+    def __init__(self, cfg: CrossEncoderConfig) -> None:
+        super().__init__()
+        self.attn = SelfAttention(cfg)
+        self.ln1 = nn.LayerNorm(cfg.dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(cfg.dim, cfg.ffn_dim), nn.GELU(), nn.Linear(cfg.ffn_dim, cfg.dim)
+        )
+        self.ln2 = nn.LayerNorm(cfg.dim)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        x = self.ln1(x + self.dropout(self.attn(x, bias)))
+        return self.ln2(x + self.dropout(self.ffn(x)))
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+    """Masked mean over real tokens, or the ``[CLS]`` vector."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def exact_match(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+) -> torch.Tensor:
+    """1 for each document token whose id also occurs in the query part, else 0.
+
+    The classic exact-match feature (DrQA, DRMM): a from-scratch model with random embeddings
+    would otherwise have to learn token identity from very few queries.
+    """
+    is_query = (token_type_ids == 0) & (attention_mask > 0)
+    same = input_ids[:, :, None] == input_ids[:, None, :]
+    hit = (same & is_query[:, None, :]).any(dim=-1)
+    return (hit & (token_type_ids == 1) & (attention_mask > 0)).long()
+
+
+class CrossEncoder(nn.Module):
+    """Scores packed ``[CLS] query [SEP] document [SEP]`` pairs: one logit per pair."""
+
+    def __init__(self, cfg: CrossEncoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.dim, padding_idx=0)
+        self.type_emb = nn.Embedding(2, cfg.dim)
+        self.pos_emb = nn.Embedding(cfg.max_length, cfg.dim)
+        self.match_emb = nn.Embedding(2, cfg.dim) if cfg.exact_match else None
+        self.ln = nn.LayerNorm(cfg.dim)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.head = nn.Linear(cfg.dim, 1)
+        self.answer = nn.Linear(cfg.dim, 1) if cfg.answer_head else None
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def encode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+    ) -> torch.Tensor:
+        """Pooled pair vectors, shape ``[batch, dim]``."""
+        t = input_ids.shape[1]
+        positions = torch.arange(t, device=input_ids.device)
+        x = self.tok_emb(input_ids) + self.type_emb(token_type_ids) + self.pos_emb(positions)
+        if self.match_emb is not None:
+            x = x + self.match_emb(exact_match(input_ids, attention_mask, token_type_ids))
+        x = self.dropout(self.ln(x))
+        # Additive mask: padded keys get a large negative, broadcast over heads and queries.
+        bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        for block in self.blocks:
+            x = block(x, bias)
+        return pool(x, attention_mask, self.cfg.pooling)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+    ) -> torch.Tensor:
+        """Relevance logits, shape ``[batch]``."""
+        return self.head(self.encode(input_ids, attention_mask, token_type_ids)).squeeze(-1)
+
+    def forward_with_answer(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Relevance logits and, when configured, "answers the query" logits."""
+        pooled = self.encode(input_ids, attention_mask, token_type_ids)
+        answer = self.answer(pooled).squeeze(-1) if self.answer is not None else None
+        return self.head(pooled).squeeze(-1), answer

@@ -1,0 +1,152 @@
+"""BM25 first stage on ``bm25s``, with an on-disk index keyed by the corpus and parameters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import bm25s
+
+from crossrank.atomic import atomic_directory
+from crossrank.retrieval.base import Hit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    """Scoring and analysis settings; ``stemmer`` is a PyStemmer language or ``None``."""
+
+    k1: float = 1.2
+    b: float = 0.75
+    method: str = "lucene"
+    stemmer: str | None = "english"
+    stopwords: str | None = "en"
+
+
+class BM25Retriever:
+    """Sparse lexical retrieval over ``(doc_id, text)`` pairs."""
+
+    def __init__(self, params: BM25Params, doc_ids: list[str], model: bm25s.BM25) -> None:
+        self.params = params
+        self.doc_ids = doc_ids
+        self._model = model
+        self._stemmer = _stemmer(params.stemmer)
+
+    @classmethod
+    def build(
+        cls, doc_ids: Sequence[str], texts: Sequence[str], params: BM25Params | None = None
+    ) -> BM25Retriever:
+        params = params or BM25Params()
+        if len(doc_ids) != len(texts) or not doc_ids:
+            raise ValueError(
+                f"expected equal, non-zero numbers of ids and texts, got {len(doc_ids)} and "
+                f"{len(texts)}"
+            )
+        model = bm25s.BM25(k1=params.k1, b=params.b, method=params.method)
+        tokens = bm25s.tokenize(
+            list(texts),
+            stopwords=params.stopwords,
+            stemmer=_stemmer(params.stemmer),
+            show_progress=False,
+        )
+        model.index(tokens, show_progress=False)
+        return cls(params, list(doc_ids), model)
+
+    def retrieve(self, query: str, k: int) -> list[Hit]:
+        return self.retrieve_many([query], k)[0]
+
+    def retrieve_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        """Top-``k`` hits for each query (fewer when fewer documents match any query term)."""
+        if k <= 0:
+            raise ValueError(f"expected k >= 1, got {k}")
+        k = min(k, len(self.doc_ids))
+        tokens = bm25s.tokenize(
+            list(queries),
+            stopwords=self.params.stopwords,
+            stemmer=self._stemmer,
+            return_ids=False,
+            show_progress=False,
+        )
+        vocab = self._model.vocab_dict
+        tokens = [[t for t in q if t in vocab] for q in tokens]
+        results: list[list[Hit]] = []
+        for query_tokens in tokens:
+            if not query_tokens:
+                results.append([])
+                continue
+            ids, scores = self._model.retrieve([query_tokens], k=k, show_progress=False)
+            hits = [
+                Hit(self.doc_ids[i], float(s), r)
+                for r, (i, s) in enumerate(zip(ids[0], scores[0], strict=True))
+                if s > 0
+            ]
+            results.append(hits)
+        return results
+
+    def save(self, path: str | Path) -> None:
+        """Write the index atomically (a temporary directory, then a rename)."""
+        with atomic_directory(path) as tmp:
+            self._model.save(str(tmp), show_progress=False)
+            (tmp / "crossrank_bm25.json").write_text(
+                json.dumps({"params": asdict(self.params), "doc_ids": self.doc_ids})
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> BM25Retriever:
+        path = Path(path)
+        meta_path = path / "crossrank_bm25.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path}: expected a crossrank BM25 index, found none")
+        meta = json.loads(meta_path.read_text())
+        model = bm25s.BM25.load(str(path), show_progress=False)
+        return cls(BM25Params(**meta["params"]), meta["doc_ids"], model)
+
+
+def _stemmer(language: str | None):
+    if language is None:
+        return None
+    import Stemmer
+
+    return Stemmer.Stemmer(language)
+
+
+def index_key(fingerprint: str, params: BM25Params) -> str:
+    """Cache key of an index: the corpus fingerprint and the parameters."""
+    blob = json.dumps({"corpus": fingerprint, "params": asdict(params)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def texts_fingerprint(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for doc_id, text in zip(doc_ids, texts, strict=True):
+        h.update(doc_id.encode())
+        h.update(b"\0")
+        h.update(text.encode())
+        h.update(b"\1")
+    return h.hexdigest()
+
+
+def cached_bm25(
+    doc_ids: Sequence[str],
+    texts: Sequence[str],
+    cache_dir: str | Path | None,
+    params: BM25Params | None = None,
+) -> BM25Retriever:
+    """Load the index for this corpus and these parameters from ``cache_dir``, or build it."""
+    params = params or BM25Params()
+    if cache_dir is None:
+        return BM25Retriever.build(doc_ids, texts, params)
+    path = Path(cache_dir) / f"bm25-{index_key(texts_fingerprint(doc_ids, texts), params)}"
+    if (path / "crossrank_bm25.json").is_file():
+        try:
+            return BM25Retriever.load(path)
+        except Exception as exc:  # a damaged cache is rebuilt, not trusted
+            log.warning("rebuilding BM25 index at %s: %s", path, exc)
+    retriever = BM25Retriever.build(doc_ids, texts, params)
+    retriever.save(path)
+    return retriever
