@@ -8,11 +8,12 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved document: its id, first-stage score and 0-based rank."""
+    """One retrieved document: its id, first-stage score, 0-based rank and (if known) text."""
 
     doc_id: str
     score: float
     rank: int
+    text: str | None = None
 
 
 @runtime_checkable

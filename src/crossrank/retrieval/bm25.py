@@ -15,6 +15,7 @@ from crossrank.atomic import atomic_directory
 from crossrank.retrieval.base import Hit
 
 log = logging.getLogger(__name__)
+INDEX_FORMAT = 2  # bump when the saved layout changes, so stale caches are not reused
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,16 @@ class BM25Params:
 class BM25Retriever:
     """Sparse lexical retrieval over ``(doc_id, text)`` pairs."""
 
-    def __init__(self, params: BM25Params, doc_ids: list[str], model: bm25s.BM25) -> None:
+    def __init__(
+        self,
+        params: BM25Params,
+        doc_ids: list[str],
+        model: bm25s.BM25,
+        texts: list[str] | None = None,
+    ) -> None:
         self.params = params
         self.doc_ids = doc_ids
+        self.texts = texts
         self._model = model
         self._stemmer = _stemmer(params.stemmer)
 
@@ -55,7 +63,7 @@ class BM25Retriever:
             show_progress=False,
         )
         model.index(tokens, show_progress=False)
-        return cls(params, list(doc_ids), model)
+        return cls(params, list(doc_ids), model, list(texts))
 
     def retrieve(self, query: str, k: int) -> list[Hit]:
         return self.retrieve_many([query], k)[0]
@@ -81,7 +89,7 @@ class BM25Retriever:
                 continue
             ids, scores = self._model.retrieve([query_tokens], k=k, show_progress=False)
             hits = [
-                Hit(self.doc_ids[i], float(s), r)
+                Hit(self.doc_ids[i], float(s), r, self.texts[i] if self.texts else None)
                 for r, (i, s) in enumerate(zip(ids[0], scores[0], strict=True))
                 if s > 0
             ]
@@ -93,7 +101,9 @@ class BM25Retriever:
         with atomic_directory(path) as tmp:
             self._model.save(str(tmp), show_progress=False)
             (tmp / "crossrank_bm25.json").write_text(
-                json.dumps({"params": asdict(self.params), "doc_ids": self.doc_ids})
+                json.dumps(
+                    {"params": asdict(self.params), "doc_ids": self.doc_ids, "texts": self.texts}
+                )
             )
 
     @classmethod
@@ -104,7 +114,7 @@ class BM25Retriever:
             raise FileNotFoundError(f"{meta_path}: expected a crossrank BM25 index, found none")
         meta = json.loads(meta_path.read_text())
         model = bm25s.BM25.load(str(path), show_progress=False)
-        return cls(BM25Params(**meta["params"]), meta["doc_ids"], model)
+        return cls(BM25Params(**meta["params"]), meta["doc_ids"], model, meta.get("texts"))
 
 
 def _stemmer(language: str | None):
@@ -117,7 +127,9 @@ def _stemmer(language: str | None):
 
 def index_key(fingerprint: str, params: BM25Params) -> str:
     """Cache key of an index: the corpus fingerprint and the parameters."""
-    blob = json.dumps({"corpus": fingerprint, "params": asdict(params)}, sort_keys=True)
+    blob = json.dumps(
+        {"corpus": fingerprint, "params": asdict(params), "format": INDEX_FORMAT}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

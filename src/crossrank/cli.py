@@ -1,0 +1,98 @@
+"""The ``crossrank`` command: ``rerank``, ``demo``, ``export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _read_docs(path: Path) -> list[dict]:
+    """Candidates from JSONL: ``{"id"?, "text"}`` objects or bare JSON strings, one per line."""
+    docs = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: expected JSON, got {exc}") from None
+            if isinstance(row, str):
+                row = {"text": row}
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise ValueError(
+                    f'{path}:{lineno}: expected {{"id", "text"}} or a string, got {line.strip()[:80]}'
+                )
+            row.setdefault("id", row.get("_id", str(len(docs))))
+            docs.append(row)
+    return docs
+
+
+def cmd_rerank(args: argparse.Namespace) -> int:
+    from crossrank.runtime import OnnxReranker
+
+    docs = _read_docs(Path(args.docs))
+    reranker = OnnxReranker(args.model, precision=args.precision, batch_size=args.batch_size)
+    ranked = reranker.rerank(args.query, docs, top_k=args.top_k)
+    out = {
+        "query": args.query,
+        "model": str(args.model),
+        "precision": args.precision,
+        "results": [{"index": r.index, "id": r.id, "score": r.score} for r in ranked],
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from crossrank.demo import run_demo
+
+    summary = run_demo(args.config, top_n=args.top_n, top_k=args.top_k)
+    return 0 if summary["ndcg@10_reranked"] > summary["ndcg@10_first_stage"] else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from crossrank.export_cli import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crossrank", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("rerank", help="rerank documents for one query with an ONNX artifact")
+    p.add_argument("--model", required=True, help="artifact directory (scripts/export.py)")
+    p.add_argument("--query", required=True)
+    p.add_argument("--docs", required=True, help='JSONL of {"id", "text"} objects or strings')
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=cmd_rerank)
+
+    p = sub.add_parser("demo", help="train, export and rerank the fixture corpus end to end")
+    p.add_argument("--config", default="configs/tiny.yaml")
+    p.add_argument("--top-n", type=int, default=30)
+    p.add_argument("--top-k", type=int, default=5)
+    p.set_defaults(func=cmd_demo)
+
+    from crossrank.export_cli import build_parser as export_parser
+
+    p = export_parser(sub.add_parser("export", help="export a checkpoint or HF model to ONNX"))
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        print(f"crossrank {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""``OnnxReranker``: batched cross-encoder inference with onnxruntime and numpy (no torch)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnxruntime as ort
+
+from crossrank.artifact import ArtifactError, artifact_sha256, read_manifest, verify_file
+from crossrank.tokenization import tokenizer_from_config
+
+Precision = Literal["fp32", "int8"]
+MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A reranked candidate: its position in the caller's list, its id and its score."""
+
+    index: int
+    id: str
+    score: float
+
+
+def _candidate(c: Any, i: int) -> tuple[str, str]:
+    """(id, text) of a candidate: a str, a ``{"id"?, "text"}`` mapping or an object with ``text``."""
+    if isinstance(c, str):
+        return str(i), c
+    if isinstance(c, dict):
+        text = c.get("text")
+        doc_id = c.get("id", c.get("_id", i))
+    else:
+        text = getattr(c, "text", None)
+        doc_id = getattr(c, "id", getattr(c, "doc_id", i))
+    if not isinstance(text, str):
+        raise TypeError(
+            f"candidate {i}: expected a str or an item with a 'text' str, got {type(c).__name__}"
+        )
+    return str(doc_id), text
+
+
+class OnnxReranker:
+    """Loads a crossrank artifact directory and scores (query, document) pairs.
+
+    Args:
+        model_dir: an artifact written by ``scripts/export.py``.
+        precision: ``"fp32"`` or ``"int8"`` (needs ``model.int8.onnx``).
+        threads: intra-op threads (default: all cores).
+        batch_size: pairs per onnxruntime call; batches are formed by length so that little
+            padding is computed.
+        verify: check every file against the sha256 in ``crossrank.json`` before loading.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        precision: Precision = "fp32",
+        threads: int | None = None,
+        batch_size: int = 32,
+        verify: bool = True,
+    ) -> None:
+        if precision not in MODEL_FILES:
+            raise ValueError(f"expected precision in {sorted(MODEL_FILES)}, got {precision!r}")
+        if batch_size < 1:
+            raise ValueError(f"expected batch_size >= 1, got {batch_size}")
+        self.model_dir = Path(model_dir)
+        self.manifest = read_manifest(self.model_dir)
+        name = MODEL_FILES[precision]
+        if verify:
+            for file in self.manifest.get("files", {}):
+                if file.endswith(".onnx") and file != name:
+                    continue
+                verify_file(self.model_dir, self.manifest, file)
+        model_path = self.model_dir / name
+        if not model_path.is_file():
+            raise ArtifactError(f"{model_path}: missing (export with --int8 for int8)")
+        self.precision = precision
+        self.batch_size = batch_size
+        self.max_length = int(self.manifest["max_length"])
+        self.tokenizer = tokenizer_from_config(self.manifest["tokenizer"], self.model_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(model_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise ArtifactError(f"{model_path}: onnxruntime could not load it ({exc})") from exc
+        self.sha256 = artifact_sha256(self.model_dir)
+
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        """Relevance logits (float32), one per document, in the documents' order."""
+        if isinstance(documents, str):
+            raise TypeError("expected a sequence of documents, got a single str")
+        documents = list(documents)
+        if not documents:
+            return np.zeros(0, dtype=np.float32)
+        return self.score_pairs([query] * len(documents), documents)
+
+    def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+        """Scores for arbitrary (query, document) pairs, batched by length."""
+        scores = np.zeros(len(documents), dtype=np.float32)
+        # Sort by a cheap length proxy so each batch pads to similar lengths.
+        order = np.argsort(
+            [len(q) + len(d) for q, d in zip(queries, documents, strict=True)], kind="stable"
+        )
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self.tokenizer.encode_pairs(
+                [queries[i] for i in idx], [documents[i] for i in idx], self.max_length
+            )
+            scores[idx] = self.session.run(["scores"], enc.as_dict())[0]
+        return scores
+
+    def rerank(
+        self, query: str, candidates: Sequence[Any], top_k: int | None = None
+    ) -> list[Ranked]:
+        """The ``top_k`` best candidates, sorted by descending score (ties keep input order).
+
+        Candidates are strings, ``{"id", "text"}`` mappings or objects with ``text``; the
+        caller's list is not modified.
+        """
+        if top_k is not None and top_k < 0:
+            raise ValueError(f"expected top_k >= 0 or None, got {top_k}")
+        items = [_candidate(c, i) for i, c in enumerate(candidates)]
+        scores = self.score(query, [text for _, text in items])
+        order = np.argsort(-scores, kind="stable")[: top_k if top_k is not None else len(items)]
+        return [Ranked(int(i), items[i][0], float(scores[i])) for i in order]
