@@ -101,10 +101,16 @@ def exact_match(
     The classic exact-match feature (DrQA, DRMM): a from-scratch model with random embeddings
     would otherwise have to learn token identity from very few queries.
     """
-    is_query = (token_type_ids == 0) & (attention_mask > 0)
+    pos = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
+    real = attention_mask > 0
+    in_query = (token_type_ids == 0) & real
+    # Skip [CLS] at 0, the [SEP] closing the query and the final [SEP]: only words match.
+    n_query = in_query.sum(dim=1, keepdim=True)
+    query_words = in_query & (pos > 0) & (pos < n_query - 1)
+    doc_words = (token_type_ids == 1) & real & (pos < real.sum(dim=1, keepdim=True) - 1)
     same = input_ids[:, :, None] == input_ids[:, None, :]
-    hit = (same & is_query[:, None, :]).any(dim=-1)
-    return (hit & (token_type_ids == 1) & (attention_mask > 0)).long()
+    hit = (same & query_words[:, None, :]).any(dim=-1)
+    return (hit & doc_words).long()
 
 
 class CrossEncoder(nn.Module):

@@ -30,7 +30,7 @@ class CrossEncoderModule(L.LightningModule):
         lr: learning rate of the encoder; ``head_lr`` that of the fresh head (default ``lr``).
         warmup: fraction of steps with a linear warm-up; the rate then decays linearly to 0.
         answer_weight: weight of the answer head's BCE (label >= 2) when the model has one.
-        seed: base of the per-epoch seeds, so a resumed run redraws the same dropout masks.
+        seed: base of the per-batch seeds, so a resumed run redraws the same dropout masks.
     """
 
     def __init__(
@@ -67,8 +67,11 @@ class CrossEncoderModule(L.LightningModule):
         """Relevance logits for (query, document) pairs."""
         return self.model(**self.encode(queries, documents))
 
+    def on_train_batch_start(self, batch: PairBatch, batch_idx: int) -> None:
+        # Dropout masks depend only on (seed, epoch, batch): a resumed run repeats them exactly.
+        torch.manual_seed(self.hparams.seed * 1_000_003 + self.current_epoch * 100_003 + batch_idx)
+
     def on_train_epoch_start(self) -> None:
-        torch.manual_seed(self.hparams.seed * 1000 + self.current_epoch)
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch)
