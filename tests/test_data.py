@@ -86,7 +86,7 @@ def test_groups_hold_a_positive_and_only_lower_graded_negatives():
     data = read_labeled("fixture", "train")
     ds = GroupDataset(data, n_negatives=5, source="random", seed=1)
     for i in range(len(ds)):
-        query, docs, labels = ds[i]
+        _query, docs, labels = ds[i]
         assert len(docs) == len(labels) == 6
         assert labels[0] > 0 and all(g < labels[0] for g in labels[1:])
     first = [ds[i] for i in range(5)]

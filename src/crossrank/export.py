@@ -19,6 +19,7 @@ from torch import nn
 from crossrank.artifact import FORMAT_VERSION, MANIFEST, sha256_file, write_manifest
 from crossrank.atomic import atomic_directory
 from crossrank.data.examples import read_labeled
+from crossrank.data.negatives import mine_candidates
 from crossrank.tokenization import Encoded, PairTokenizer
 
 OPSET = 17
@@ -120,13 +121,15 @@ def quantize_int8(src: Path, dst: Path) -> None:
     quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
 
 
-def compare_int8(item: Exportable, fp32: Path, int8: Path) -> dict:
-    """Score drift and top-10 agreement of int8 against fp32 on the fixture's eval queries."""
+def compare_int8(item: Exportable, fp32: Path, int8: Path, depth: int = 30) -> dict:
+    """Score drift and top-10 agreement of int8 against fp32 when reranking BM25's top
+    ``depth`` for each of the fixture's eval queries."""
     data = read_labeled("fixture", "eval")
-    docs = list(data.documents.values())
+    mine_candidates(data, (0, depth), cache_dir=None)
     s32, s8 = _session(fp32), _session(int8)
     drift, overlap, top1 = 0.0, [], []
     for q in data.queries:
+        docs = [data.documents[d] for d in q.candidates]
         enc = item.tokenizer.encode_pairs([q.text] * len(docs), docs, item.max_length)
         a, b = _ort_scores(s32, enc), _ort_scores(s8, enc)
         drift = max(drift, float(np.abs(a - b).max()))

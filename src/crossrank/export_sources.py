@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from crossrank.artifact import sha256_file
@@ -69,7 +68,6 @@ def from_hf(name_or_path: str, max_length: int = 512) -> tuple[Exportable, dict]
     weights = Path(name_or_path) / "model.safetensors"
     if weights.is_file():
         source["sha256"] = sha256_file(weights)
-    torch.set_grad_enabled(False)
     return Exportable(
         _FirstLogit(model), tokenizer, max_length, info, [tok_dir / "tokenizer.json"]
     ), source

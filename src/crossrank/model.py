@@ -52,18 +52,20 @@ class SelfAttention(nn.Module):
     def __init__(self, cfg: CrossEncoderConfig) -> None:
         super().__init__()
         self.n_heads = cfg.n_heads
+        self.dim = cfg.dim
+        self.head_dim = cfg.dim // cfg.n_heads
+        self.scale = 1.0 / math.sqrt(self.head_dim)
         self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
         self.out = nn.Linear(cfg.dim, cfg.dim)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        q, k, v = self.qkv(x).split(d, dim=2)
-        heads = d // self.n_heads
-        q, k, v = (z.view(b, t, self.n_heads, heads).transpose(1, 2) for z in (q, k, v))
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(heads) + bias
+        b, t = x.shape[0], x.shape[1]
+        q, k, v = self.qkv(x).split(self.dim, dim=2)
+        q, k, v = (z.view(b, t, self.n_heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * self.scale + bias
         att = self.dropout(att.softmax(dim=-1))
-        y = (att @ v).transpose(1, 2).reshape(b, t, d)
+        y = (att @ v).transpose(1, 2).reshape(b, t, self.dim)
         return self.out(y)
 
 

@@ -22,7 +22,7 @@ INDEX_FORMAT = 2  # bump when the saved layout changes, so stale caches are not 
 class BM25Params:
     """Scoring and analysis settings; ``stemmer`` is a PyStemmer language or ``None``."""
 
-    k1: float = 1.2
+    k1: float = 1.5
     b: float = 0.75
     method: str = "lucene"
     stemmer: str | None = "english"
