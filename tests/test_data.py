@@ -97,18 +97,18 @@ def test_groups_hold_a_positive_and_only_lower_graded_negatives():
 
 def test_mined_candidates_are_cached(tmp_path):
     data = read_labeled("fixture", "train")
-    mine_candidates(data, (0, 10), tmp_path)
+    mine_candidates(data, 10, tmp_path)
     lists = {q.qid: q.candidates for q in data.queries}
     assert all(len(c) == 10 for c in lists.values())
     assert len(list(tmp_path.glob("candidates-*.json"))) == 1
     again = read_labeled("fixture", "train")
-    mine_candidates(again, (0, 10), tmp_path)
+    mine_candidates(again, 10, tmp_path)
     assert {q.qid: q.candidates for q in again.queries} == lists
 
 
 def test_mined_negatives_never_include_judged_documents(tmp_path):
     data = read_labeled("fixture", "train")
-    mine_candidates(data, (0, 30), tmp_path)
+    mine_candidates(data, 30, tmp_path)
     ds = GroupDataset(data, n_negatives=7, source="candidates", seed=3)
     for i in range(len(ds)):
         qi, _ = ds.items[i]

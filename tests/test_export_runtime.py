@@ -68,7 +68,7 @@ def test_int8_keeps_the_top1_for_most_eval_queries(tiny_artifact):
     fp32 = OnnxReranker(tiny_artifact)
     int8 = OnnxReranker(tiny_artifact, precision="int8")
     data = read_labeled("fixture", "eval")
-    mine_candidates(data, (0, 30), cache_dir=None)  # the reranking task: BM25's top 30
+    mine_candidates(data, 30, cache_dir=None)  # the reranking task: BM25's top 30
     same = []
     for q in data.queries:
         docs = [data.documents[d] for d in q.candidates]

@@ -59,6 +59,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from crossrank.eval_cli import run_eval
+
+    return run_eval(args)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from crossrank.eval_cli import run_sweep
+
+    return run_sweep(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crossrank", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +90,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.set_defaults(func=cmd_demo)
 
+    for name, help_text in (
+        ("eval", "first-stage and reranked quality on a BEIR split"),
+        ("sweep", "quality and latency against the candidate budget N; pins the pipeline"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--data", required=name == "sweep", help="a BEIR folder")
+        p.add_argument("--split", default="test" if name == "eval" else "dev")
+        p.add_argument("--retriever", choices=["bm25", "dense", "hybrid"], default="bm25")
+        p.add_argument("--top-k", type=int, default=10)
+        p.add_argument("--model", required=name == "sweep", help="reranker artifact directory")
+        p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+        p.add_argument(
+            "--fusion",
+            choices=["auto", "off"],
+            default="auto",
+            help="add the first-stage score with the weight stored in the artifact (auto)",
+        )
+        p.add_argument("--max-queries", type=int)
+        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument("--cache-dir", default=".cache/crossrank")
+        p.add_argument(
+            "--output", required=name == "sweep", help="JSON report (eval) or folder (sweep)"
+        )
+        if name == "eval":
+            p.add_argument("--top-n", type=int, default=100)
+            p.add_argument("--pipeline", help="reproduce a pinned pipeline.json (refuses on drift)")
+            p.set_defaults(func=cmd_eval)
+        else:
+            p.add_argument("--n", default="5,10,20,50,100,200", help="comma-separated budgets")
+            p.set_defaults(func=cmd_sweep)
+
     from crossrank.export_cli import build_parser as export_parser
 
     p = export_parser(sub.add_parser("export", help="export a checkpoint or HF model to ONNX"))
@@ -89,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, TypeError) as exc:
+    except (ValueError, FileNotFoundError, TypeError) as exc:  # ArtifactError is a ValueError
         print(f"crossrank {args.command}: {exc}", file=sys.stderr)
         return 2
 

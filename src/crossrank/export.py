@@ -57,7 +57,7 @@ def fixture_pairs(limit: int = 48) -> tuple[list[str], list[str]]:
     return queries[:limit], documents[:limit]
 
 
-def _torch_scores(module: nn.Module, enc: Encoded) -> np.ndarray:
+def torch_outputs(module: nn.Module, enc: Encoded) -> np.ndarray:
     with torch.no_grad():
         out = module(
             *(torch.from_numpy(a) for a in (enc.input_ids, enc.attention_mask, enc.token_type_ids))
@@ -65,26 +65,24 @@ def _torch_scores(module: nn.Module, enc: Encoded) -> np.ndarray:
     return out.float().numpy()
 
 
-def _session(path: Path) -> ort.InferenceSession:
+def session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def _ort_scores(session: ort.InferenceSession, enc: Encoded) -> np.ndarray:
-    return session.run(["scores"], enc.as_dict())[0]
+def ort_outputs(sess: ort.InferenceSession, enc: Encoded, output: str = "scores") -> np.ndarray:
+    return sess.run([output], enc.as_dict())[0]
 
 
 def check_parity(
     item: Exportable, onnx_path: Path, queries: list[str], documents: list[str]
 ) -> dict:
     """Max |onnxruntime − torch| over a padded batch and over the same pairs one at a time."""
-    session = _session(onnx_path)
+    sess = session(onnx_path)
     padded = item.tokenizer.encode_pairs(queries, documents, item.max_length)
-    diffs = [np.abs(_ort_scores(session, padded) - _torch_scores(item.module, padded)).max()]
+    diffs = [np.abs(ort_outputs(sess, padded) - torch_outputs(item.module, padded)).max()]
     for q, d in zip(queries[:8], documents[:8], strict=True):
         single = item.tokenizer.encode_pairs([q], [d], item.max_length)
-        diffs.append(
-            np.abs(_ort_scores(session, single) - _torch_scores(item.module, single)).max()
-        )
+        diffs.append(np.abs(ort_outputs(sess, single) - torch_outputs(item.module, single)).max())
     return {
         "max_abs_diff": float(max(diffs)),
         "pairs": len(queries),
@@ -92,21 +90,23 @@ def check_parity(
     }
 
 
-def _trace(item: Exportable, path: Path, opset: int) -> None:
-    enc = item.tokenizer.encode_pairs(
-        ["a query"] * 2, ["a document", "another longer document"], item.max_length
-    )
+def trace_onnx(
+    module: nn.Module, example: Encoded, path: Path, opset: int, output: str = "scores"
+) -> None:
+    """Trace ``module(input_ids, attention_mask, token_type_ids)`` with dynamic batch and
+    sequence axes (the TorchScript exporter, whose graphs onnxruntime's optimizer can fuse)."""
     args = tuple(
-        torch.from_numpy(a) for a in (enc.input_ids, enc.attention_mask, enc.token_type_ids)
+        torch.from_numpy(a)
+        for a in (example.input_ids, example.attention_mask, example.token_type_ids)
     )
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    axes["scores"] = {0: "batch"}
+    axes[output] = {0: "batch"}
     torch.onnx.export(
-        item.module,
+        module,
         args,
         str(path),
         input_names=INPUT_NAMES,
-        output_names=["scores"],
+        output_names=[output],
         dynamic_axes=axes,
         opset_version=opset,
         dynamo=False,
@@ -125,13 +125,13 @@ def compare_int8(item: Exportable, fp32: Path, int8: Path, depth: int = 30) -> d
     """Score drift and top-10 agreement of int8 against fp32 when reranking BM25's top
     ``depth`` for each of the fixture's eval queries."""
     data = read_labeled("fixture", "eval")
-    mine_candidates(data, (0, depth), cache_dir=None)
-    s32, s8 = _session(fp32), _session(int8)
+    mine_candidates(data, depth, cache_dir=None)
+    s32, s8 = session(fp32), session(int8)
     drift, overlap, top1 = 0.0, [], []
     for q in data.queries:
         docs = [data.documents[d] for d in q.candidates]
         enc = item.tokenizer.encode_pairs([q.text] * len(docs), docs, item.max_length)
-        a, b = _ort_scores(s32, enc), _ort_scores(s8, enc)
+        a, b = ort_outputs(s32, enc), ort_outputs(s8, enc)
         drift = max(drift, float(np.abs(a - b).max()))
         ta, tb = np.argsort(-a)[:10], np.argsort(-b)[:10]
         overlap.append(len(set(ta) & set(tb)) / 10)
@@ -154,7 +154,10 @@ def export(
     item.module.eval()
     queries, documents = fixture_pairs()
     with atomic_directory(output) as tmp:
-        _trace(item, tmp / "model.onnx", opset)
+        example = item.tokenizer.encode_pairs(
+            ["a query"] * 2, ["a document", "another longer document"], item.max_length
+        )
+        trace_onnx(item.module, example, tmp / "model.onnx", opset)
         parity = check_parity(item, tmp / "model.onnx", queries, documents)
         if not parity["max_abs_diff"] <= PARITY_TOLERANCE:
             raise ParityError(

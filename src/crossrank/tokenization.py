@@ -6,7 +6,6 @@ Nothing here imports torch, so the onnxruntime reranker can use it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -209,6 +208,27 @@ class WordPieceTokenizer:
             self.pad_id,
         )
 
+    def encode_texts(self, texts: Sequence[str], max_length: int) -> Encoded:
+        """Single texts as ``[CLS] text [SEP]`` (type ids 0), for bi-encoders."""
+        if isinstance(texts, str):
+            raise TypeError("expected a sequence of texts, got a str")
+        encoded = self._tok.encode_batch_fast(
+            [t[: max_length * 12] for t in texts], add_special_tokens=False
+        )
+        rows = [[self.cls_id, *e.ids[: max_length - 2], self.sep_id] for e in encoded]
+        width = max((len(r) for r in rows), default=0)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return Encoded(ids, mask, np.zeros_like(ids))
+
+    @property
+    def files(self) -> list[Path]:
+        """Files an exported artifact must carry."""
+        return [self.path]
+
     def config(self) -> dict:
         return {"kind": self.kind, "file": "tokenizer.json"}
 
@@ -222,8 +242,3 @@ def tokenizer_from_config(config: dict, directory: str | Path | None = None) -> 
         base = Path(directory) if directory is not None else Path(config["path"])
         return WordPieceTokenizer(base / config.get("file", "tokenizer.json"))
     raise ValueError(f"expected tokenizer kind 'hashing' or 'wordpiece', got {kind!r}")
-
-
-def load_tokenizer_json(path: str | Path) -> dict:
-    """Read a tokenizer config saved as JSON."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))

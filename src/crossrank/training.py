@@ -58,6 +58,8 @@ class CrossEncoderModule(L.LightningModule):
         self.val_binary = MetricCollection(
             {"mrr": RetrievalMRR(), "recall@10": RetrievalRecall(top_k=10)}, prefix="val_"
         )
+        # The same candidates in first-stage order: what reranking has to beat.
+        self.val_first_stage = RetrievalNormalizedDCG(top_k=10)
 
     def encode(self, queries: list[str], documents: list[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer.encode_pairs(queries, documents, self.max_length)
@@ -93,12 +95,18 @@ class CrossEncoderModule(L.LightningModule):
         index = batch.query_index.to(self.device)
         self.val_graded.update(scores, labels, indexes=index)
         self.val_binary.update(scores, labels > 0, indexes=index)
+        if batch.first_stage_rank is not None:
+            order = -batch.first_stage_rank.to(self.device).float()
+            self.val_first_stage.update(order, labels, indexes=index)
         return {"scores": scores.detach(), "labels": labels, "query_index": index}
 
     def on_validation_epoch_end(self) -> None:
         for metrics in (self.val_graded, self.val_binary):
             self.log_dict(metrics.compute(), prog_bar=True)
             metrics.reset()
+        if self.val_first_stage.update_count:
+            self.log("val_first_stage_ndcg@10", self.val_first_stage.compute())
+            self.val_first_stage.reset()
 
     def configure_optimizers(self) -> dict[str, Any]:
         head = [p for n, p in self.model.named_parameters() if n.startswith(("head.", "answer."))]

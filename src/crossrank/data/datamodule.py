@@ -10,10 +10,17 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from crossrank.data.examples import LabeledQuery, LabeledSet, check_no_leakage, read_labeled
+from crossrank.data.examples import (
+    LabeledQuery,
+    LabeledSet,
+    check_no_leakage,
+    drop_leaking_queries,
+    read_labeled,
+)
 from crossrank.data.negatives import DEFAULT_CACHE, mine_candidates
 
 NegativeSource = Literal["random", "candidates"]
+PositiveSource = Literal["all", "candidates"]
 EvalCandidates = Literal["all", "judged", "candidates"]
 
 
@@ -25,13 +32,16 @@ class PairBatch:
     documents: list[str]
     labels: torch.Tensor
     query_index: torch.Tensor  # one entry per pair (used by retrieval metrics)
+    first_stage_rank: torch.Tensor | None = None  # eval pairs: rank in the candidate list
 
 
 class GroupDataset(Dataset):
     """One item per (query, positive): the positive followed by ``n_negatives`` lower-graded docs.
 
     Negatives are redrawn each epoch from documents graded below the positive (judged lower,
-    or unjudged from the query's candidate list or the corpus), seeded by (seed, epoch, item).
+    or unjudged from the query's candidates at ``ranks`` or from the corpus), seeded by
+    (seed, epoch, item). With ``positives="candidates"`` only positives that the first stage
+    surfaces (in the query's candidate list) are trained on: those are the ones a reranker moves.
     """
 
     def __init__(
@@ -41,15 +51,20 @@ class GroupDataset(Dataset):
         source: NegativeSource,
         seed: int,
         repeats: int = 1,
+        ranks: tuple[int, int] = (0, 100),
+        positives: PositiveSource = "all",
     ):
         self.data = data
         self.n_negatives = n_negatives
         self.source = source
         self.seed = seed
         self.epoch = 0
-        self.items = [
-            (qi, doc) for qi, q in enumerate(data.queries) for doc in q.positives
-        ] * repeats
+        self.ranks = ranks
+        items = []
+        for qi, q in enumerate(data.queries):
+            surfaced = set(q.candidates) if positives == "candidates" else None
+            items += [(qi, d) for d in q.positives if surfaced is None or d in surfaced]
+        self.items = items * repeats
         self._doc_ids = list(data.documents)
         if not self.items:
             raise ValueError(f"{data.source}: expected queries with positives, got none")
@@ -58,7 +73,8 @@ class GroupDataset(Dataset):
         return len(self.items)
 
     def _unjudged(self, q: LabeledQuery, rng: random.Random, k: int) -> list[str]:
-        pool = q.candidates if self.source == "candidates" and q.candidates else self._doc_ids
+        ranked = q.candidates[self.ranks[0] : self.ranks[1]]
+        pool = ranked if self.source == "candidates" and ranked else self._doc_ids
         picked: list[str] = []
         for _ in range(8 * k):
             if len(picked) == k:
@@ -112,10 +128,11 @@ def collate_groups(items: list[tuple[str, list[str], list[int]]]) -> PairBatch:
 
 
 class RankingDataset(Dataset):
-    """Flat (query index, query, document, grade) pairs: each eval query with its candidates."""
+    """Flat (query index, query, document, grade, first-stage rank) pairs: each eval query with
+    its candidates (rank is the position in the candidate list, or the corpus order)."""
 
     def __init__(self, data: LabeledSet, candidates: EvalCandidates):
-        self.pairs: list[tuple[int, str, str, int]] = []
+        self.pairs: list[tuple[int, str, str, int, int]] = []
         for qi, q in enumerate(data.queries):
             if candidates == "all":
                 doc_ids = list(data.documents)
@@ -123,22 +140,23 @@ class RankingDataset(Dataset):
                 doc_ids = list(dict.fromkeys(q.candidates))
             else:
                 doc_ids = list(q.judged)
-            for doc in doc_ids:
-                self.pairs.append((qi, q.text, data.documents[doc], q.judged.get(doc, 0)))
+            for rank, doc in enumerate(doc_ids):
+                self.pairs.append((qi, q.text, data.documents[doc], q.judged.get(doc, 0), rank))
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> tuple[int, str, str, int]:
+    def __getitem__(self, index: int) -> tuple[int, str, str, int, int]:
         return self.pairs[index]
 
 
-def collate_pairs(items: list[tuple[int, str, str, int]]) -> PairBatch:
+def collate_pairs(items: list[tuple[int, str, str, int, int]]) -> PairBatch:
     return PairBatch(
-        queries=[q for _, q, _, _ in items],
-        documents=[d for _, _, d, _ in items],
-        labels=torch.tensor([[g for *_, g in items]], dtype=torch.long),
+        queries=[q for _, q, _, _, _ in items],
+        documents=[d for _, _, d, _, _ in items],
+        labels=torch.tensor([[g for *_, g, _ in items]], dtype=torch.long),
         query_index=torch.tensor([qi for qi, *_ in items], dtype=torch.long),
+        first_stage_rank=torch.tensor([r for *_, r in items], dtype=torch.long),
     )
 
 
@@ -153,6 +171,9 @@ class TriplesDataModule(L.LightningDataModule):
         repeats: groups drawn per positive in each epoch (each with fresh negatives).
         negatives: draw unjudged negatives from the ``"random"`` corpus, or from BM25's
             ``"candidates"`` at ranks ``negative_ranks`` (hard negatives; judged ones skipped).
+        positives: train on ``"all"`` judged positives, or only those in BM25's top
+            ``negative_ranks[1]`` (``"candidates"``).
+        drop_leaking: drop train queries whose text is also an eval query instead of refusing.
         eval_candidates: rerank ``"all"`` documents, the ``"judged"`` ones, or BM25's top
             ``eval_depth`` ``"candidates"`` of each eval query (the real reranking task).
         cache_dir: where BM25 indexes and mined candidate lists are cached.
@@ -169,6 +190,8 @@ class TriplesDataModule(L.LightningDataModule):
         repeats: int = 1,
         negatives: NegativeSource = "random",
         negative_ranks: tuple[int, int] = (10, 100),
+        positives: PositiveSource = "all",
+        drop_leaking: bool = False,
         eval_candidates: EvalCandidates = "all",
         eval_depth: int = 100,
         max_eval_queries: int | None = None,
@@ -192,13 +215,26 @@ class TriplesDataModule(L.LightningDataModule):
         self.eval_set = read_labeled(hp.eval_data or hp.data, hp.eval_split)
         if hp.max_eval_queries is not None:
             self.eval_set.queries = self.eval_set.queries[: hp.max_eval_queries]
+        if hp.drop_leaking:
+            drop_leaking_queries(self.train_set, self.eval_set)
         check_no_leakage(self.train_set, self.eval_set)
-        if hp.negatives == "candidates":
-            mine_candidates(self.train_set, tuple(hp.negative_ranks), hp.cache_dir)
+        lo, hi = hp.negative_ranks
+        if not 0 <= lo < hi:
+            raise ValueError(
+                f"expected negative_ranks (lo, hi) with 0 <= lo < hi, got {hp.negative_ranks}"
+            )
+        if hp.negatives == "candidates" or hp.positives == "candidates":
+            mine_candidates(self.train_set, hi, hp.cache_dir)
         if hp.eval_candidates == "candidates":
-            mine_candidates(self.eval_set, (0, hp.eval_depth), hp.cache_dir)
+            mine_candidates(self.eval_set, hp.eval_depth, hp.cache_dir)
         self._train_ds = GroupDataset(
-            self.train_set, hp.n_negatives, hp.negatives, hp.seed, hp.repeats
+            self.train_set,
+            hp.n_negatives,
+            hp.negatives,
+            hp.seed,
+            hp.repeats,
+            (lo, hi),
+            hp.positives,
         )
 
     def set_epoch(self, epoch: int) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from crossrank.data.beir import DataError, _jsonl, _require_str, load_beir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -103,6 +106,17 @@ def read_labeled(path: str, split: str) -> LabeledSet:
 
 def _normalise(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def drop_leaking_queries(train: LabeledSet, evaluation: LabeledSet) -> int:
+    """Remove train queries whose text is also an eval query; returns how many were dropped."""
+    held_out = {_normalise(q.text) for q in evaluation.queries}
+    kept = [q for q in train.queries if _normalise(q.text) not in held_out]
+    dropped = len(train.queries) - len(kept)
+    if dropped:
+        log.warning("dropped %d train queries that are also eval queries", dropped)
+    train.queries = kept
+    return dropped
 
 
 def check_no_leakage(train: LabeledSet, evaluation: LabeledSet) -> None:

@@ -15,19 +15,19 @@ DEFAULT_CACHE = ".cache/crossrank"
 
 def mine_candidates(
     data: LabeledSet,
-    ranks: tuple[int, int],
+    depth: int,
     cache_dir: str | Path | None = DEFAULT_CACHE,
     params: BM25Params | None = None,
 ) -> None:
-    """Set each query's ``candidates`` to the BM25 hits at ranks ``[ranks[0], ranks[1])``.
+    """Set each query's ``candidates`` to BM25's top ``depth`` document ids, best first.
 
     Judged documents stay in the list (the data module skips them when it draws unjudged
     negatives; eval needs them in place). The lists are cached in a JSON file keyed by the
-    corpus, the BM25 parameters, the queries and the ranks, so a rerun skips retrieval.
+    corpus, the BM25 parameters, the queries and the depth, so a rerun skips retrieval.
     """
-    lo, hi = ranks
-    if not 0 <= lo < hi:
-        raise ValueError(f"expected ranks (lo, hi) with 0 <= lo < hi, got {ranks}")
+    if depth < 1:
+        raise ValueError(f"expected depth >= 1, got {depth}")
+    lo, hi = 0, depth
     params = params or BM25Params()
     doc_ids = list(data.documents)
     texts = [data.documents[d] for d in doc_ids]
@@ -37,7 +37,7 @@ def mine_candidates(
     ).hexdigest()[:16]
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"candidates-{corpus_key}-{queries_key}-{lo}-{hi}.json"
+        cache = Path(cache_dir) / f"candidates-{corpus_key}-{queries_key}-{hi}.json"
         if cache.is_file():
             lists = json.loads(cache.read_text())
             for q in data.queries:

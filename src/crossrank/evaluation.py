@@ -1,0 +1,133 @@
+"""``crossrank eval``: first stage and reranked quality on a BEIR split, with per-stage latency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crossrank.data.beir import BeirDataset, load_beir
+from crossrank.metrics import map_at_k, mean, mrr_at_k, ndcg_at_k, recall_at_k
+from crossrank.pipeline import Scorer, percentile
+from crossrank.retrieval.base import Hit, Retriever
+
+METRICS: dict[str, Callable[[Sequence[str], dict[str, int]], float]] = {
+    "ndcg@10": lambda r, j: ndcg_at_k(r, j, 10),
+    "mrr@10": lambda r, j: mrr_at_k(r, j, 10),
+    "recall@10": lambda r, j: recall_at_k(r, j, 10),
+    "recall@100": lambda r, j: recall_at_k(r, j, 100),
+    "map@100": lambda r, j: map_at_k(r, j, 100),
+}
+
+
+def score_run(run: dict[str, list[str]], dataset: BeirDataset) -> dict[str, float]:
+    """Mean of each metric over the queries of ``run`` (query id → ranked doc ids)."""
+    return {
+        name: mean([fn(ranked, dataset.qrels[qid]) for qid, ranked in run.items()])
+        for name, fn in METRICS.items()
+    }
+
+
+def select_queries(dataset: BeirDataset, max_queries: int | None) -> tuple[list[str], int]:
+    """Judged queries in qrels order (the first ``max_queries``) and how many were skipped."""
+    judged = dataset.judged_queries()
+    skipped = len(dataset.qrels) - len(judged)
+    return (judged[:max_queries] if max_queries else judged), skipped
+
+
+@dataclass
+class QueryResult:
+    qid: str
+    hits: list[Hit]
+    scores: np.ndarray | None  # cross-encoder scores of ``hits`` (None without a reranker)
+    retrieve_ms: float
+    rerank_ms: float
+
+
+def run_queries(
+    dataset: BeirDataset,
+    qids: Sequence[str],
+    retriever: Retriever,
+    top_n: int,
+    reranker: Scorer | None = None,
+    progress: bool = True,
+    description: str = "queries",
+) -> list[QueryResult]:
+    """Retrieve ``top_n`` and (optionally) score them, timing each stage per query."""
+    from rich.progress import track
+
+    results = []
+    iterator = track(qids, description=description, transient=True) if progress else qids
+    for qid in iterator:
+        query = dataset.queries[qid]
+        t0 = time.perf_counter()
+        hits = retriever.retrieve(query, top_n)
+        t1 = time.perf_counter()
+        scores = None
+        if reranker is not None:
+            texts = [h.text if h.text is not None else dataset.doc_text(h.doc_id) for h in hits]
+            scores = reranker.score(query, texts) if texts else np.zeros(0, np.float32)
+        t2 = time.perf_counter()
+        results.append(QueryResult(qid, hits, scores, (t1 - t0) * 1e3, (t2 - t1) * 1e3))
+    return results
+
+
+def reranked_run(results: Sequence[QueryResult], top_n: int | None = None) -> dict[str, list[str]]:
+    """Query id → the first ``top_n`` hits reordered by cross-encoder score (ties: first stage)."""
+    run = {}
+    for r in results:
+        hits = r.hits[:top_n] if top_n else r.hits
+        scores = r.scores[: len(hits)]
+        order = np.argsort(-scores, kind="stable")
+        run[r.qid] = [hits[i].doc_id for i in order]
+    return run
+
+
+def first_stage_run(
+    results: Sequence[QueryResult], top_n: int | None = None
+) -> dict[str, list[str]]:
+    return {r.qid: [h.doc_id for h in (r.hits[:top_n] if top_n else r.hits)] for r in results}
+
+
+def latency(values: Sequence[float]) -> dict[str, float]:
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95)}
+
+
+def evaluate(
+    data: str | Path,
+    split: str,
+    retriever: Retriever,
+    retriever_name: str,
+    top_n: int = 100,
+    reranker: Scorer | None = None,
+    model: str | None = None,
+    precision: str = "fp32",
+    max_queries: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """The ``crossrank eval`` report (its keys are part of the interface)."""
+    started = time.perf_counter()
+    dataset = load_beir(data, split)
+    qids, skipped = select_queries(dataset, max_queries)
+    results = run_queries(dataset, qids, retriever, top_n, reranker, progress)
+    report = {
+        "dataset": Path(data).name,
+        "split": split,
+        "queries": len(qids),
+        "skipped_queries": skipped,
+        "retriever": retriever_name,
+        "top_n": top_n,
+        "model": model,
+        "precision": precision if reranker is not None else None,
+        "first_stage": score_run(first_stage_run(results), dataset),
+        "reranked": score_run(reranked_run(results), dataset) if reranker is not None else None,
+        "latency_ms": {
+            "retrieve": latency([r.retrieve_ms for r in results]),
+            "rerank": latency([r.rerank_ms for r in results]) if reranker is not None else None,
+        },
+        "wall_s": time.perf_counter() - started,
+    }
+    return report

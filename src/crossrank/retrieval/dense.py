@@ -1,0 +1,155 @@
+"""Dense first stage: a bi-encoder in ONNX (mean pooling, L2 norm), cached corpus embeddings,
+exact inner-product search in numpy. The search side imports no torch."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from crossrank.artifact import artifact_sha256, read_manifest, verify_file
+from crossrank.atomic import atomic_directory
+from crossrank.retrieval.base import Hit
+from crossrank.tokenization import WordPieceTokenizer
+
+
+class OnnxEmbedder:
+    """Embeds texts with a bi-encoder artifact written by :func:`crossrank.dense_export.export_bi_encoder`."""
+
+    def __init__(self, model_dir: str | Path, batch_size: int = 64, threads: int | None = None):
+        self.model_dir = Path(model_dir)
+        self.manifest = read_manifest(self.model_dir)
+        if self.manifest["model"].get("kind") != "bi-encoder":
+            raise ValueError(
+                f"{self.model_dir}: expected a bi-encoder artifact, got {self.manifest['model'].get('kind')!r}"
+            )
+        path = verify_file(self.model_dir, self.manifest, "model.onnx")
+        verify_file(self.model_dir, self.manifest, "tokenizer.json")
+        self.tokenizer = WordPieceTokenizer(self.model_dir / "tokenizer.json")
+        self.max_length = int(self.manifest["max_length"])
+        self.batch_size = batch_size
+        self.sha256 = artifact_sha256(self.model_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 embeddings, one row per text, in the input order."""
+        texts = list(texts)
+        dim = int(self.manifest["model"]["dim"])
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self.tokenizer.encode_texts([texts[i] for i in idx], self.max_length)
+            out[idx] = self.session.run(["embeddings"], enc.as_dict())[0]
+        return out
+
+
+def _corpus_key(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
+    from crossrank.retrieval.bm25 import texts_fingerprint
+
+    return texts_fingerprint(doc_ids, texts)[:20]
+
+
+class DenseRetriever:
+    """Exact maximum-inner-product search over normalised embeddings."""
+
+    def __init__(
+        self,
+        embedder: OnnxEmbedder,
+        doc_ids: list[str],
+        embeddings: np.ndarray,
+        texts: list[str] | None = None,
+    ) -> None:
+        if embeddings.shape[0] != len(doc_ids):
+            raise ValueError(
+                f"expected one embedding per document, got {embeddings.shape[0]} for {len(doc_ids)}"
+            )
+        self.embedder = embedder
+        self.doc_ids = doc_ids
+        self.embeddings = embeddings
+        self.texts = texts
+
+    @classmethod
+    def build(
+        cls,
+        embedder: OnnxEmbedder,
+        doc_ids: Sequence[str],
+        texts: Sequence[str],
+        cache_dir: str | Path | None = None,
+    ) -> DenseRetriever:
+        """Embed the corpus, or load the embeddings cached for this model and corpus."""
+        doc_ids, texts = list(doc_ids), list(texts)
+        if cache_dir is None:
+            return cls(embedder, doc_ids, embedder.embed(texts), texts)
+        path = Path(cache_dir) / f"dense-{embedder.sha256[:12]}-{_corpus_key(doc_ids, texts)}"
+        manifest = path / "manifest.json"
+        if manifest.is_file():
+            meta = json.loads(manifest.read_text())
+            if meta.get("model_sha256") == embedder.sha256 and meta.get("count") == len(doc_ids):
+                return cls(embedder, doc_ids, np.load(path / "embeddings.npy"), texts)
+        embeddings = embedder.embed(texts)
+        with atomic_directory(path) as tmp:
+            np.save(tmp / "embeddings.npy", embeddings)
+            (tmp / "manifest.json").write_text(
+                json.dumps(
+                    {
+                        "model_sha256": embedder.sha256,
+                        "corpus": _corpus_key(doc_ids, texts),
+                        "count": len(doc_ids),
+                        "dim": int(embeddings.shape[1]),
+                    }
+                )
+            )
+        return cls(embedder, doc_ids, embeddings, texts)
+
+    def retrieve(self, query: str, k: int) -> list[Hit]:
+        return self.retrieve_many([query], k)[0]
+
+    def retrieve_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        if k <= 0:
+            raise ValueError(f"expected k >= 1, got {k}")
+        k = min(k, len(self.doc_ids))
+        scores = self.embedder.embed(queries) @ self.embeddings.T
+        results = []
+        for row in scores:
+            top = np.argpartition(-row, k - 1)[:k]
+            top = top[np.argsort(-row[top], kind="stable")]
+            results.append(
+                [
+                    Hit(self.doc_ids[i], float(row[i]), r, self.texts[i] if self.texts else None)
+                    for r, i in enumerate(top)
+                ]
+            )
+        return results
+
+
+class HybridRetriever:
+    """Reciprocal rank fusion (k=60) of two first stages, each asked for ``depth`` hits."""
+
+    def __init__(
+        self,
+        retrievers: dict[str, object],
+        weights: dict[str, float] | None = None,
+        k: int = 60,
+        depth: int = 100,
+    ) -> None:
+        self.retrievers = retrievers
+        self.weights = weights or {}
+        self.k = k
+        self.depth = depth
+
+    def retrieve(self, query: str, k: int) -> list[Hit]:
+        from crossrank.fusion import reciprocal_rank_fusion
+
+        lists = {name: r.retrieve(query, max(k, self.depth)) for name, r in self.retrievers.items()}
+        texts = {h.doc_id: h.text for hits in lists.values() for h in hits}
+        fused = reciprocal_rank_fusion(
+            {name: [h.doc_id for h in hits] for name, hits in lists.items()}, self.weights, self.k
+        )
+        return [Hit(doc, score, r, texts.get(doc)) for r, (doc, score) in enumerate(fused[:k])]
