@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast check format train export clean
+.PHONY: demo test test-fast check format train export clean reproduce-nfcorpus
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,6 @@ export: $(STAMP)
 
 clean:
 	rm -rf checkpoints/tiny checkpoints/tiny-cls .cache
+
+reproduce-nfcorpus: $(STAMP)
+	$(BIN)/python scripts/reproduce_nfcorpus.py

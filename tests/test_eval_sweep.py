@@ -13,14 +13,26 @@ from crossrank.sweep import knee
 
 FIXTURE = str(fixture_path())
 EVAL_KEYS = {
-    "dataset", "split", "queries", "skipped_queries", "retriever", "top_n", "model",
-    "precision", "first_stage", "reranked", "latency_ms", "wall_s",
+    "dataset",
+    "split",
+    "queries",
+    "skipped_queries",
+    "retriever",
+    "top_n",
+    "model",
+    "precision",
+    "first_stage",
+    "reranked",
+    "latency_ms",
+    "wall_s",
 }
 METRIC_KEYS = {"ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100"}
 
 
 def crossrank(*args, check=True):
-    out = subprocess.run([sys.executable, "-m", "crossrank.cli", *args], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "crossrank.cli", *args], capture_output=True, text=True
+    )
     if check:
         assert out.returncode == 0, out.stderr
     return out
@@ -81,8 +93,23 @@ def test_eval_first_stage_only_has_the_documented_shape(tmp_path):
 @pytest.mark.slow
 def test_eval_with_model_and_max_queries(tiny_artifact, tmp_path):
     out = tmp_path / "rr.json"
-    crossrank("eval", "--data", FIXTURE, "--split", "eval", "--top-n", "30", "--model", str(tiny_artifact),
-              "--precision", "int8", "--max-queries", "5", "--output", str(out))
+    crossrank(
+        "eval",
+        "--data",
+        FIXTURE,
+        "--split",
+        "eval",
+        "--top-n",
+        "30",
+        "--model",
+        str(tiny_artifact),
+        "--precision",
+        "int8",
+        "--max-queries",
+        "5",
+        "--output",
+        str(out),
+    )
     report = json.loads(out.read_text())
     assert set(report) == EVAL_KEYS and set(report["reranked"]) == METRIC_KEYS
     assert report["queries"] == 5 and report["precision"] == "int8"
@@ -94,8 +121,19 @@ def test_sweep_writes_files_and_pins_a_pipeline_that_refuses_drift(tiny_artifact
     model = tmp_path / "model"
     shutil.copytree(tiny_artifact, model)
     out = tmp_path / "sweep"
-    crossrank("sweep", "--data", FIXTURE, "--split", "eval", "--model", str(model), "--n", "5,10,20,40",
-              "--output", str(out))
+    crossrank(
+        "sweep",
+        "--data",
+        FIXTURE,
+        "--split",
+        "eval",
+        "--model",
+        str(model),
+        "--n",
+        "5,10,20,40",
+        "--output",
+        str(out),
+    )
     for name in ("sweep.json", "sweep.csv", "sweep.png", "pipeline.json"):
         assert (out / name).is_file(), name
     result = json.loads((out / "sweep.json").read_text())
@@ -105,13 +143,17 @@ def test_sweep_writes_files_and_pins_a_pipeline_that_refuses_drift(tiny_artifact
     pinned = json.loads((out / "pipeline.json").read_text())
     assert pinned["top_n"] == result["knee"] and pinned["retriever"]["kind"] == "bm25"
     report = tmp_path / "pinned.json"
-    crossrank("eval", "--pipeline", str(out / "pipeline.json"), "--split", "eval", "--output", str(report))
+    crossrank(
+        "eval", "--pipeline", str(out / "pipeline.json"), "--split", "eval", "--output", str(report)
+    )
     assert json.loads(report.read_text())["top_n"] == result["knee"]
     # Change the reranker: the pinned pipeline must refuse and name the file.
     manifest = json.loads((model / "crossrank.json").read_text())
     manifest["max_length"] = 64
     (model / "crossrank.json").write_text(json.dumps(manifest))
-    failed = crossrank("eval", "--pipeline", str(out / "pipeline.json"), "--split", "eval", check=False)
+    failed = crossrank(
+        "eval", "--pipeline", str(out / "pipeline.json"), "--split", "eval", check=False
+    )
     assert failed.returncode == 2 and "crossrank.json: changed since" in failed.stderr
 
 

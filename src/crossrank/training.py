@@ -45,6 +45,8 @@ class CrossEncoderModule(L.LightningModule):
         seed: int = 13,
     ) -> None:
         super().__init__()
+        if isinstance(encoder, dict):  # hparams saved by LightningCLI hold the config as a dict
+            encoder = CrossEncoderConfig(**encoder)
         encoder = encoder if encoder is not None else CrossEncoderConfig()
         self.save_hyperparameters()  # reads the locals, so the default encoder is recorded too
         self.model = CrossEncoder(encoder)

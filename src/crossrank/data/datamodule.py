@@ -15,6 +15,8 @@ from crossrank.data.examples import (
     LabeledSet,
     check_no_leakage,
     drop_leaking_queries,
+    holdout_split,
+    merge_sets,
     read_labeled,
 )
 from crossrank.data.negatives import DEFAULT_CACHE, mine_candidates
@@ -174,6 +176,9 @@ class TriplesDataModule(L.LightningDataModule):
         positives: train on ``"all"`` judged positives, or only those in BM25's top
             ``negative_ranks[1]`` (``"candidates"``).
         drop_leaking: drop train queries whose text is also an eval query instead of refusing.
+        also_train: more training data, as ``PATH`` or ``PATH:SPLIT`` (BEIR folder or JSONL).
+        holdout: evaluate on this fraction of the training queries (split by query id hash),
+            for datasets with no dev split; ``eval_data`` is then unused.
         eval_candidates: rerank ``"all"`` documents, the ``"judged"`` ones, or BM25's top
             ``eval_depth`` ``"candidates"`` of each eval query (the real reranking task).
         cache_dir: where BM25 indexes and mined candidate lists are cached.
@@ -192,6 +197,8 @@ class TriplesDataModule(L.LightningDataModule):
         negative_ranks: tuple[int, int] = (10, 100),
         positives: PositiveSource = "all",
         drop_leaking: bool = False,
+        also_train: list[str] | None = None,
+        holdout: float = 0.0,
         eval_candidates: EvalCandidates = "all",
         eval_depth: int = 100,
         max_eval_queries: int | None = None,
@@ -211,8 +218,15 @@ class TriplesDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
-        self.train_set = read_labeled(hp.data, hp.train_split)
-        self.eval_set = read_labeled(hp.eval_data or hp.data, hp.eval_split)
+        parts = [read_labeled(hp.data, hp.train_split)]
+        for entry in hp.also_train or []:
+            path, _, split = entry.rpartition(":") if ":" in entry else (entry, "", "train")
+            parts.append(read_labeled(path, split or "train"))
+        self.train_set = merge_sets(parts)
+        if hp.holdout:
+            self.train_set, self.eval_set = holdout_split(self.train_set, hp.holdout)
+        else:
+            self.eval_set = read_labeled(hp.eval_data or hp.data, hp.eval_split)
         if hp.max_eval_queries is not None:
             self.eval_set.queries = self.eval_set.queries[: hp.max_eval_queries]
         if hp.drop_leaking:

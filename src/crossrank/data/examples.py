@@ -104,6 +104,34 @@ def read_labeled(path: str, split: str) -> LabeledSet:
     return LabeledSet(queries, documents, f"{root}:{split}")
 
 
+def merge_sets(sets: list[LabeledSet]) -> LabeledSet:
+    """One training set from several; ids are prefixed by position so they cannot collide."""
+    if len(sets) == 1:
+        return sets[0]
+    queries, documents = [], {}
+    for i, part in enumerate(sets):
+        documents.update({f"{i}:{d}": t for d, t in part.documents.items()})
+        for q in part.queries:
+            judged = {f"{i}:{d}": g for d, g in q.judged.items()}
+            queries.append(LabeledQuery(f"{i}:{q.qid}", q.text, judged))
+    return LabeledSet(queries, documents, " + ".join(p.source for p in sets))
+
+
+def holdout_split(data: LabeledSet, fraction: float) -> tuple[LabeledSet, LabeledSet]:
+    """Split by query: a query goes to the held-out part when its id hashes below ``fraction``."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"expected a holdout fraction in (0, 1), got {fraction}")
+
+    def held(q: LabeledQuery) -> bool:
+        return int(hashlib.sha1(q.qid.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+
+    train = LabeledSet([q for q in data.queries if not held(q)], data.documents, data.source)
+    held_out = LabeledSet(
+        [q for q in data.queries if held(q)], data.documents, f"{data.source} (held out)"
+    )
+    return train, held_out
+
+
 def _normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
