@@ -12,6 +12,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from crossrank.artifact import read_manifest, write_manifest  # noqa: E402
+from crossrank.atomic import write_text_atomic  # noqa: E402
 from crossrank.data.beir import load_beir  # noqa: E402
-from crossrank.eval_cli import Fused  # noqa: E402
-from crossrank.evaluation import evaluate, run_queries, select_queries  # noqa: E402
-from crossrank.fusion import fit_weight  # noqa: E402
+from crossrank.evaluation import make_report, run_queries, select_queries  # noqa: E402
+from crossrank.fusion import fit_weight, interpolate  # noqa: E402
 from crossrank.metrics import ndcg_at_k  # noqa: E402
 from crossrank.retrieval.bm25 import cached_bm25  # noqa: E402
 from crossrank.runtime import OnnxReranker  # noqa: E402
@@ -96,7 +97,7 @@ def main() -> int:
     training = (
         json.loads((OUT / "training.json").read_text()) if args.skip_train else train(args.data)
     )
-    (OUT / "training.json").write_text(json.dumps(training, indent=2))
+    write_text_atomic(OUT / "training.json", json.dumps(training, indent=2))
     artifact = OUT / "onnx"
     sh(
         [
@@ -120,15 +121,41 @@ def main() -> int:
     bm25 = cached_bm25(
         doc_ids, [dataset.doc_text(d) for d in doc_ids], ROOT / ".cache" / "crossrank"
     )
-    reports = {"bm25": evaluate(args.data, "test", bm25, "bm25", 100)}
-    for precision in ("fp32", "int8"):
-        reranker = OnnxReranker(artifact, precision=precision)
-        reports[f"cross_encoder_{precision}"] = evaluate(
-            args.data, "test", bm25, "bm25", 100, reranker, str(artifact), precision
+    qids, skipped = select_queries(dataset, None)
+    common = {"skipped": skipped, "retriever_name": "bm25", "top_n": 100}
+    t0 = time.perf_counter()
+    reports = {
+        "bm25": make_report(
+            dataset,
+            run_queries(dataset, qids, bm25, 100),
+            model=None,
+            precision="fp32",
+            started=t0,
+            **common,
         )
-        fused = Fused(reranker, bm25, fusion["weight"])
-        reports[f"fused_{precision}"] = evaluate(
-            args.data, "test", fused, "bm25", 100, fused, str(artifact), precision
+    }
+    for precision in ("fp32", "int8"):
+        t0 = time.perf_counter()
+        reranker = OnnxReranker(artifact, precision=precision)
+        results = run_queries(dataset, qids, bm25, 100, reranker, description=f"test ({precision})")
+        reports[f"cross_encoder_{precision}"] = make_report(
+            dataset, results, model=str(artifact), precision=precision, started=t0, **common
+        )
+        # The same cross-encoder scores, fused with BM25's (no second forward pass).
+        fused = [
+            replace(
+                r,
+                scores=interpolate(r.scores, np.array([h.score for h in r.hits]), fusion["weight"]),
+            )
+            for r in results
+        ]
+        reports[f"fused_{precision}"] = make_report(
+            dataset,
+            fused,
+            model=f"{artifact} (fused with bm25, weight {fusion['weight']})",
+            precision=precision,
+            started=t0,
+            **common,
         )
     results = {
         "command": "make reproduce-nfcorpus",
@@ -141,7 +168,7 @@ def main() -> int:
         "reports": reports,
         "wall_s_total": time.time() - started,
     }
-    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    write_text_atomic(OUT / "results.json", json.dumps(results, indent=2))
     print(json.dumps(results["test_ndcg@10"], indent=2))
     nd = results["test_ndcg@10"]
     row = (

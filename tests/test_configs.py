@@ -42,7 +42,9 @@ def test_scifact_config_trains_a_step(tmp_path):
     )
     assert cli.trainer.state.finished
     dm = cli.datamodule
-    assert len(dm.eval_set.queries) == 40 and len(dm.train_set.queries) > 600  # capped by max_eval_queries
+    assert (
+        len(dm.eval_set.queries) == 40 and len(dm.train_set.queries) > 600
+    )  # capped by max_eval_queries
 
 
 @pytest.mark.slow

@@ -88,3 +88,26 @@ def test_ndcg_matches_a_hand_computed_value():
     value = ndcg_at_k(["a", "b", "c"], {"a": 2, "c": 1, "z": 0}, k=10)
     expected = (2 + 1 / np.log2(4)) / (2 + 1 / np.log2(3))
     assert value == pytest.approx(expected)
+
+
+def test_pinned_index_hash_is_the_same_in_every_process():
+    import subprocess
+    import sys
+
+    code = (
+        "from crossrank.data.beir import load_beir; from crossrank.data.examples import fixture_path;"
+        "from crossrank.retrieval import BM25Retriever; from crossrank.pinning import index_sha256;"
+        "d = load_beir(fixture_path(), 'eval'); ids = list(d.corpus);"
+        "print(index_sha256(BM25Retriever.build(ids, [d.doc_text(i) for i in ids])))"
+    )
+    hashes = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+        ).stdout
+        for seed in ("0", "1", "2")
+    }
+    assert len(hashes) == 1

@@ -37,7 +37,9 @@ def test_truncation_cuts_the_document_and_caps_the_query(query, document, max_le
     assert n <= max_length and ids.shape[0] == n  # one pair: no padding
     assert ids[0] == TOK.cls_id and ids[n - 1] == TOK.sep_id
     q_ids, d_ids = TOK.ids(query), TOK.ids(document)
-    kept_q = min(len(q_ids), query_cap(max_length))
+    budget = max_length - 3
+    # The query is cut only when the pair does not fit, and never below the cap.
+    kept_q = min(len(q_ids), max(query_cap(max_length), budget - len(d_ids)))
     assert ids[1 : 1 + kept_q].tolist() == q_ids[:kept_q]
     assert ids[1 + kept_q] == TOK.sep_id
     kept_d = n - kept_q - 3
@@ -45,6 +47,11 @@ def test_truncation_cuts_the_document_and_caps_the_query(query, document, max_le
     assert kept_d == min(len(d_ids), max_length - 3 - kept_q)  # the document fills the window
     assert types[: kept_q + 2].tolist() == [0] * (kept_q + 2)
     assert types[kept_q + 2 : n].tolist() == [1] * (n - kept_q - 2)
+
+
+def test_a_long_query_keeps_what_fits_beside_a_short_document():
+    enc = TOK.encode_pairs([" ".join(f"w{i}" for i in range(50))], ["short doc"], 128)
+    assert int(enc.attention_mask.sum()) == 50 + 2 + 3  # nothing cut: it all fits
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "\n\t"])

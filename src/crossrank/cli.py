@@ -104,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--fusion",
             choices=["auto", "off"],
-            default="auto",
-            help="add the first-stage score with the weight stored in the artifact (auto)",
+            default="off",
+            help="auto: add the first-stage score with the weight fitted on dev and stored in "
+            "the artifact (the report's model field says so); off: the cross-encoder alone",
         )
         p.add_argument("--max-queries", type=int)
         p.add_argument("--batch-size", type=int, default=32)

@@ -22,6 +22,7 @@ from crossrank.export import (
     trace_onnx,
 )
 from crossrank.model import pool, resolve_pretrained
+from crossrank.retrieval.dense import bi_encoder_dir
 from crossrank.tokenization import WordPieceTokenizer
 
 
@@ -100,7 +101,7 @@ def ensure_bi_encoder(
     cache_dir: str | Path, name: str = "minilm-l6", max_length: int = 256
 ) -> Path:
     """The cached bi-encoder artifact for ``name``, exported on first use."""
-    out = Path(cache_dir) / f"bi-encoder-{name.replace('/', '_')}-{max_length}"
+    out = bi_encoder_dir(cache_dir, name, max_length)
     if not (out / MANIFEST).is_file():
         with torch.no_grad():
             export_bi_encoder(name, out, max_length)

@@ -31,11 +31,20 @@ def build_retriever(
     if kind == "bm25":
         return cached_bm25(doc_ids, texts, cache_dir, bm25)
     if kind in ("dense", "hybrid"):
-        from crossrank.dense_export import ensure_bi_encoder
-        from crossrank.retrieval.dense import DenseRetriever, HybridRetriever, OnnxEmbedder
+        from crossrank.retrieval.dense import (
+            DenseRetriever,
+            HybridRetriever,
+            OnnxEmbedder,
+            bi_encoder_dir,
+        )
 
         cache = cache_dir or ".cache/crossrank"
-        dense = DenseRetriever.build(OnnxEmbedder(ensure_bi_encoder(cache)), doc_ids, texts, cache)
+        artifact = bi_encoder_dir(cache)
+        if not (artifact / "crossrank.json").is_file():
+            from crossrank.dense_export import ensure_bi_encoder  # needs torch, only to export once
+
+            ensure_bi_encoder(cache)
+        dense = DenseRetriever.build(OnnxEmbedder(artifact), doc_ids, texts, cache)
         if kind == "dense":
             return dense
         return HybridRetriever(
@@ -54,12 +63,12 @@ class Fused:
 
     def retrieve(self, query: str, k: int) -> list[Hit]:
         hits = self.inner.retrieve(query, k)
-        self._last[query] = np.array([h.score for h in hits], dtype=np.float64)
+        self._last = {query: np.array([h.score for h in hits], dtype=np.float64)}
         return hits
 
     def score(self, query: str, documents) -> np.ndarray:
         ce = self.reranker.score(query, documents)
-        first_stage = self._last.pop(query)[: len(ce)]
+        first_stage = self._last[query][: len(ce)]  # kept: a sweep scores one list many times
         return interpolate(ce, first_stage, self.weight).astype(np.float32)
 
 
@@ -105,8 +114,14 @@ def run_eval(args: argparse.Namespace) -> int:
         return run_pinned(args)
     if not args.data:
         raise ValueError("expected --data DIR (or --pipeline pipeline.json)")
-    retriever = build_retriever(args.retriever, args.data, args.cache_dir)
-    retriever, scorer = load_stages(args, retriever)
+    return _evaluate(args, build_retriever(args.retriever, args.data, args.cache_dir))
+
+
+def _evaluate(args: argparse.Namespace, first_stage: Retriever) -> int:
+    retriever, scorer = load_stages(args, first_stage)
+    model = str(args.model) if args.model else None
+    if isinstance(scorer, Fused):
+        model = f"{model} (fused with {args.retriever}, weight {scorer.weight})"
     report = evaluate(
         args.data,
         args.split,
@@ -114,7 +129,7 @@ def run_eval(args: argparse.Namespace) -> int:
         args.retriever,
         args.top_n,
         scorer,
-        model=str(args.model) if args.model else None,
+        model=model,
         precision=args.precision,
         max_queries=args.max_queries,
     )
@@ -125,6 +140,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_pinned(args: argparse.Namespace) -> int:
+    """Evaluate exactly the pinned pipeline; refuse when any pinned artifact changed."""
     from crossrank.pinning import check_index, load_pipeline
 
     record = load_pipeline(args.pipeline)
@@ -134,13 +150,19 @@ def run_pinned(args: argparse.Namespace) -> int:
         kind, record["data"], args.cache_dir, BM25Params(**params) if params else None
     )
     check_index(record, retriever, args.pipeline)
-    args.retriever, args.model = kind, record["reranker"]["path"]
-    args.precision, args.top_n, args.data = (
-        record["reranker"]["precision"],
-        record["top_n"],
-        record["data"],
+    pinned = argparse.Namespace(
+        **{
+            **vars(args),
+            "pipeline": None,
+            "data": record["data"],
+            "retriever": kind,
+            "model": record["reranker"]["path"],
+            "precision": record["reranker"]["precision"],
+            "top_n": record["top_n"],
+            "fusion": record.get("fusion", "off"),
+        }
     )
-    return run_eval(argparse.Namespace(**{**vars(args), "pipeline": None}))
+    return _evaluate(pinned, retriever)
 
 
 def run_sweep(args: argparse.Namespace) -> int:
@@ -151,7 +173,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     retriever, scorer = load_stages(args, base)
     if scorer is None:
         raise ValueError("expected --model: a sweep measures reranking")
-    ns = [int(n) for n in str(args.n).split(",") if n.strip()]
+    try:
+        ns = [int(n) for n in str(args.n).split(",") if n.strip()]
+    except ValueError:
+        raise ValueError(f"expected --n as comma-separated integers, got {args.n!r}") from None
     result = sweep(args.data, args.split, retriever, scorer, ns, args.max_queries)
     result.update(
         {"retriever": args.retriever, "model": str(args.model), "precision": args.precision}
@@ -171,6 +196,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         top_n=result["knee"],
         top_k=args.top_k,
         sweep_json=files[0],
+        fusion=args.fusion,
     )
     table = Table(title=f"sweep ({result['queries']} queries); knee N={result['knee']}")
     for col in ("N", "nDCG@10", "R@1", "MRR@10", "ceiling R@N", "p50 ms", "p95 ms"):

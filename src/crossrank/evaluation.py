@@ -96,6 +96,38 @@ def latency(values: Sequence[float]) -> dict[str, float]:
     return {"p50": percentile(values, 50), "p95": percentile(values, 95)}
 
 
+def make_report(
+    dataset: BeirDataset,
+    results: Sequence[QueryResult],
+    *,
+    skipped: int,
+    retriever_name: str,
+    top_n: int,
+    model: str | None,
+    precision: str,
+    started: float,
+) -> dict:
+    """The ``crossrank eval`` report (its keys are part of the interface)."""
+    reranked = results and results[0].scores is not None
+    return {
+        "dataset": Path(dataset.path).name,
+        "split": dataset.split,
+        "queries": len(results),
+        "skipped_queries": skipped,
+        "retriever": retriever_name,
+        "top_n": top_n,
+        "model": model,
+        "precision": precision if reranked else None,
+        "first_stage": score_run(first_stage_run(results), dataset),
+        "reranked": score_run(reranked_run(results), dataset) if reranked else None,
+        "latency_ms": {
+            "retrieve": latency([r.retrieve_ms for r in results]),
+            "rerank": latency([r.rerank_ms for r in results]) if reranked else None,
+        },
+        "wall_s": time.perf_counter() - started,
+    }
+
+
 def evaluate(
     data: str | Path,
     split: str,
@@ -108,26 +140,18 @@ def evaluate(
     max_queries: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """The ``crossrank eval`` report (its keys are part of the interface)."""
+    """Run the first stage (and the reranker) over a split and report quality and latency."""
     started = time.perf_counter()
     dataset = load_beir(data, split)
     qids, skipped = select_queries(dataset, max_queries)
     results = run_queries(dataset, qids, retriever, top_n, reranker, progress)
-    report = {
-        "dataset": Path(data).name,
-        "split": split,
-        "queries": len(qids),
-        "skipped_queries": skipped,
-        "retriever": retriever_name,
-        "top_n": top_n,
-        "model": model,
-        "precision": precision if reranker is not None else None,
-        "first_stage": score_run(first_stage_run(results), dataset),
-        "reranked": score_run(reranked_run(results), dataset) if reranker is not None else None,
-        "latency_ms": {
-            "retrieve": latency([r.retrieve_ms for r in results]),
-            "rerank": latency([r.rerank_ms for r in results]) if reranker is not None else None,
-        },
-        "wall_s": time.perf_counter() - started,
-    }
-    return report
+    return make_report(
+        dataset,
+        results,
+        skipped=skipped,
+        retriever_name=retriever_name,
+        top_n=top_n,
+        model=model,
+        precision=precision,
+        started=started,
+    )

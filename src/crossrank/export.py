@@ -151,6 +151,9 @@ def export(
     opset: int = OPSET,
 ) -> dict:
     """Write the artifact atomically; refuse (raise :class:`ParityError`) when parity fails."""
+    out = Path(output)
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise ValueError(f"{out}: exists and is not a crossrank artifact; refusing to replace it")
     item.module.eval()
     queries, documents = fixture_pairs()
     with atomic_directory(output) as tmp:

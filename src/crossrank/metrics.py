@@ -6,8 +6,14 @@ import math
 from collections.abc import Mapping, Sequence
 
 
+def _unique(ranked: Sequence[str]) -> list[str]:
+    """A ranking lists each document once (trec_eval keeps the first occurrence)."""
+    return list(dict.fromkeys(ranked))
+
+
 def ndcg_at_k(ranked: Sequence[str], judged: Mapping[str, int], k: int = 10) -> float:
     """Graded nDCG@k with linear gains (trec_eval's ``ndcg_cut``): gain = grade, discount log2(rank+1)."""
+    ranked = _unique(ranked)
     dcg = sum(max(judged.get(d, 0), 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
     ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
     idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
@@ -32,6 +38,7 @@ def recall_at_k(ranked: Sequence[str], judged: Mapping[str, int], k: int) -> flo
 
 def map_at_k(ranked: Sequence[str], judged: Mapping[str, int], k: int = 100) -> float:
     """Average precision over the top k, divided by all relevant documents (trec_eval's map_cut)."""
+    ranked = _unique(ranked)
     relevant = {d for d, g in judged.items() if g > 0}
     if not relevant:
         return 0.0

@@ -6,8 +6,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
-
 from crossrank.artifact import MANIFEST, ArtifactError, sha256_file
 from crossrank.atomic import write_text_atomic
 
@@ -15,21 +13,23 @@ PIPELINE_FORMAT = 1
 
 
 def index_sha256(retriever) -> str:
-    """A content hash of a first stage's index (independent of where it is cached)."""
+    """A hash of what determines a first stage's index: the corpus text and ids, the
+    parameters, and the library or model that built it. (The bytes of a bm25s index vary
+    with the process's hash seed, so they are not hashed.)"""
+    from crossrank.retrieval.bm25 import texts_fingerprint
+
     h = hashlib.sha256()
     kind = type(retriever).__name__
     h.update(kind.encode())
     if kind == "BM25Retriever":
+        import bm25s
+
         h.update(json.dumps(retriever.params.__dict__, sort_keys=True).encode())
-        h.update(json.dumps(retriever.doc_ids).encode())
-        scores = retriever._model.scores
-        for key in ("data", "indices", "indptr"):
-            h.update(np.ascontiguousarray(scores[key]).tobytes())
-        h.update(json.dumps(retriever._model.vocab_dict, sort_keys=True).encode())
+        h.update(bm25s.__version__.encode())
+        h.update(texts_fingerprint(retriever.doc_ids, retriever.texts or []).encode())
     elif kind == "DenseRetriever":
         h.update(retriever.embedder.sha256.encode())
-        h.update(json.dumps(retriever.doc_ids).encode())
-        h.update(np.ascontiguousarray(retriever.embeddings).tobytes())
+        h.update(texts_fingerprint(retriever.doc_ids, retriever.texts or []).encode())
     elif kind == "HybridRetriever":
         h.update(
             json.dumps(
@@ -56,6 +56,7 @@ def pin_pipeline(
     top_n: int,
     top_k: int,
     sweep_json: str | Path,
+    fusion: str = "off",
 ) -> dict:
     """Write ``pipeline.json`` recording every artifact of the pipeline by sha256."""
     sweep = json.loads(Path(sweep_json).read_text())
@@ -74,6 +75,7 @@ def pin_pipeline(
         },
         "top_n": top_n,
         "top_k": top_k,
+        "fusion": fusion,
         "sweep": {
             "path": str(Path(sweep_json).resolve()),
             "sha256": sha256_file(sweep_json),
@@ -90,7 +92,10 @@ def load_pipeline(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: expected a pipeline.json, found none")
-    record = json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: expected JSON, got unreadable content ({exc})") from None
     if record.get("format_version") != PIPELINE_FORMAT:
         raise ArtifactError(
             f"{path}: expected format_version {PIPELINE_FORMAT}, got {record.get('format_version')!r}"

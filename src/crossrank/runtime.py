@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from crossrank.artifact import ArtifactError, artifact_sha256, read_manifest, verify_file
-from crossrank.tokenization import tokenizer_from_config
+from crossrank.tokenization import check_texts, tokenizer_from_config
 
 Precision = Literal["fp32", "int8"]
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
@@ -39,7 +39,8 @@ def _candidate(c: Any, i: int) -> tuple[str, str]:
         doc_id = getattr(c, "id", getattr(c, "doc_id", i))
     if not isinstance(text, str):
         raise TypeError(
-            f"candidate {i}: expected a str or an item with a 'text' str, got {type(c).__name__}"
+            f"candidate {i}: expected a str or an item with a 'text' str, got "
+            f"{type(c).__name__} with text {type(text).__name__}"
         )
     return str(doc_id), text
 
@@ -105,6 +106,7 @@ class OnnxReranker:
 
     def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
         """Scores for arbitrary (query, document) pairs, batched by length."""
+        check_texts(queries, documents)  # before sorting, so an error names the caller's index
         scores = np.zeros(len(documents), dtype=np.float32)
         # Sort by a cheap length proxy so each batch pads to similar lengths.
         order = np.argsort(

@@ -47,7 +47,8 @@ class PairTokenizer(Protocol):
     def config(self) -> dict: ...
 
 
-def _check_texts(queries: Sequence[str], documents: Sequence[str]) -> None:
+def check_texts(queries: Sequence[str], documents: Sequence[str]) -> None:
+    """Refuse non-string, blank or mismatched inputs, naming the position of the bad one."""
     if isinstance(queries, str) or isinstance(documents, str):
         raise TypeError("expected sequences of strings for queries and documents, got a str")
     if len(queries) != len(documents):
@@ -63,7 +64,7 @@ def _check_texts(queries: Sequence[str], documents: Sequence[str]) -> None:
 
 
 def query_cap(max_length: int) -> int:
-    """Most query tokens kept: a quarter of the window (the document gets the rest)."""
+    """Query tokens always kept when a pair must be cut: a quarter of the window."""
     return max(1, max_length // 4)
 
 
@@ -77,8 +78,9 @@ def pack_pairs(
 ) -> Encoded:
     """Pack token-id lists into padded arrays, truncating the document first.
 
-    The query keeps at most ``query_cap(max_length)`` tokens; the document fills the rest of
-    the window. Arrays are padded to the longest packed pair, not to ``max_length``.
+    When a pair does not fit, the document is cut first; the query is cut only down to
+    ``query_cap(max_length)`` tokens (a quarter of the window), never below. Arrays are padded
+    to the longest packed pair, not to ``max_length``.
     """
     if max_length < MIN_MAX_LENGTH:
         raise ValueError(f"expected max_length >= {MIN_MAX_LENGTH}, got {max_length}")
@@ -86,7 +88,7 @@ def pack_pairs(
     cap = query_cap(max_length)
     rows: list[tuple[list[int], int]] = []
     for q, d in zip(query_ids, document_ids, strict=True):
-        q = list(q[:cap])
+        q = list(q[: max(cap, budget - len(d))])
         d = list(d[: budget - len(q)])
         rows.append(([cls_id, *q, sep_id, *d, sep_id], len(q) + 2))
     width = max((len(ids) for ids, _ in rows), default=0)
@@ -139,7 +141,7 @@ class HashingTokenizer:
     def encode_pairs(
         self, queries: Sequence[str], documents: Sequence[str], max_length: int
     ) -> Encoded:
-        _check_texts(queries, documents)
+        check_texts(queries, documents)
         return pack_pairs(
             [self.ids(q, max_length) for q in queries],
             [self.ids(d, max_length) for d in documents],
@@ -192,7 +194,7 @@ class WordPieceTokenizer:
     def encode_pairs(
         self, queries: Sequence[str], documents: Sequence[str], max_length: int
     ) -> Encoded:
-        _check_texts(queries, documents)
+        check_texts(queries, documents)
         # Long documents cost tokenizer time for nothing: clip characters well past the window.
         char_limit = max_length * 12
         q = self._tok.encode_batch_fast([t[:char_limit] for t in queries], add_special_tokens=False)

@@ -218,6 +218,8 @@ class TriplesDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
+        if hp.n_negatives < 1:
+            raise ValueError(f"expected n_negatives >= 1, got {hp.n_negatives}")
         parts = [read_labeled(hp.data, hp.train_split)]
         for entry in hp.also_train or []:
             path, _, split = entry.rpartition(":") if ":" in entry else (entry, "", "train")

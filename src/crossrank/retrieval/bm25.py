@@ -128,7 +128,13 @@ def _stemmer(language: str | None):
 def index_key(fingerprint: str, params: BM25Params) -> str:
     """Cache key of an index: the corpus fingerprint and the parameters."""
     blob = json.dumps(
-        {"corpus": fingerprint, "params": asdict(params), "format": INDEX_FORMAT}, sort_keys=True
+        {
+            "corpus": fingerprint,
+            "params": asdict(params),
+            "format": INDEX_FORMAT,
+            "bm25s": bm25s.__version__,
+        },
+        sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

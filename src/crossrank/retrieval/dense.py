@@ -50,6 +50,11 @@ class OnnxEmbedder:
         return out
 
 
+def bi_encoder_dir(cache_dir: str | Path, name: str = "minilm-l6", max_length: int = 256) -> Path:
+    """Where the bi-encoder artifact for ``name`` is cached (exported by ``dense_export``)."""
+    return Path(cache_dir) / f"bi-encoder-{name.replace('/', '_')}-{max_length}"
+
+
 def _corpus_key(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
     from crossrank.retrieval.bm25 import texts_fingerprint
 
@@ -90,9 +95,14 @@ class DenseRetriever:
         path = Path(cache_dir) / f"dense-{embedder.sha256[:12]}-{_corpus_key(doc_ids, texts)}"
         manifest = path / "manifest.json"
         if manifest.is_file():
-            meta = json.loads(manifest.read_text())
-            if meta.get("model_sha256") == embedder.sha256 and meta.get("count") == len(doc_ids):
-                return cls(embedder, doc_ids, np.load(path / "embeddings.npy"), texts)
+            try:
+                meta = json.loads(manifest.read_text())
+                if meta.get("model_sha256") == embedder.sha256 and meta.get("count") == len(
+                    doc_ids
+                ):
+                    return cls(embedder, doc_ids, np.load(path / "embeddings.npy"), texts)
+            except (OSError, ValueError):  # a damaged cache is rebuilt, not trusted
+                pass
         embeddings = embedder.embed(texts)
         with atomic_directory(path) as tmp:
             np.save(tmp / "embeddings.npy", embeddings)
