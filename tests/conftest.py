@@ -13,6 +13,23 @@ SHARED = ROOT.parent / "shared" / "data"
 MINILM_TOKENIZER = None
 
 
+def outputs_across_hash_seeds(code: str, seeds=("0", "1", "random")) -> set[str]:
+    """stdout of ``python -c code`` under different PYTHONHASHSEEDs (one element if stable)."""
+    import subprocess
+    import sys
+
+    return {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+        ).stdout
+        for seed in seeds
+    }
+
+
 def shared_dataset(name: str) -> Path:
     """A folder of ../shared/data; skips when absent, fails in CI where it must be there."""
     path = SHARED / name

@@ -8,6 +8,7 @@ from crossrank.data.examples import fixture_path
 from crossrank.metrics import ndcg_at_k
 from crossrank.pipeline import RetrieveThenRerank, _warned, pipeline
 from crossrank.retrieval import BM25Params, BM25Retriever, Retriever, cached_bm25
+from tests.conftest import outputs_across_hash_seeds
 
 
 @pytest.fixture(scope="module")
@@ -91,23 +92,10 @@ def test_ndcg_matches_a_hand_computed_value():
 
 
 def test_pinned_index_hash_is_the_same_in_every_process():
-    import subprocess
-    import sys
-
     code = (
         "from crossrank.data.beir import load_beir; from crossrank.data.examples import fixture_path;"
         "from crossrank.retrieval import BM25Retriever; from crossrank.pinning import index_sha256;"
         "d = load_beir(fixture_path(), 'eval'); ids = list(d.corpus);"
         "print(index_sha256(BM25Retriever.build(ids, [d.doc_text(i) for i in ids])))"
     )
-    hashes = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={"PYTHONHASHSEED": seed, "PATH": ""},
-        ).stdout
-        for seed in ("0", "1", "2")
-    }
-    assert len(hashes) == 1
+    assert len(outputs_across_hash_seeds(code)) == 1

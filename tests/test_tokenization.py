@@ -1,5 +1,3 @@
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -7,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossrank.tokenization import HashingTokenizer, WordPieceTokenizer, pack_pairs, query_cap
+from tests.conftest import outputs_across_hash_seeds
 
 TOK = HashingTokenizer(vocab_size=1000)
 non_blank = st.text(min_size=1, max_size=400).filter(lambda s: s.strip())
@@ -75,24 +74,11 @@ def test_window_too_small_is_rejected():
 
 
 def test_hashing_ids_are_the_same_in_separate_processes():
-    code = (
-        "from crossrank.tokenization import HashingTokenizer;"
-        "print(HashingTokenizer(8192).ids('Café au lait, naïve façade — 東京 2024!'))"
-    )
-    outs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={"PYTHONHASHSEED": seed, "PATH": ""},
-        ).stdout
-        for seed in ("1", "2", "random")
-    }
+    text = "Café au lait, naïve façade — 東京 2024!"
+    code = f"from crossrank.tokenization import HashingTokenizer; print(HashingTokenizer(8192).ids({text!r}))"
+    outs = outputs_across_hash_seeds(code)
     assert len(outs) == 1
-    assert outs.pop().strip() == str(
-        HashingTokenizer(8192).ids("Café au lait, naïve façade — 東京 2024!")
-    )
+    assert outs.pop().strip() == str(HashingTokenizer(8192).ids(text))
 
 
 def test_wordpiece_ignores_the_files_baked_in_truncation_and_padding(minilm_dir):

@@ -50,13 +50,16 @@ def verify_file(directory: str | Path, manifest: dict, name: str) -> Path:
         raise ArtifactError(
             f"{path}: not listed in {MANIFEST}; listed: {sorted(manifest.get('files', {}))}"
         )
+    return check_sha256(path, expected, "missing from the artifact", "corrupt or changed")
+
+
+def check_sha256(path: Path, expected: str, missing: str, changed: str) -> Path:
+    """``path`` if it exists with the ``expected`` sha256; else an error naming it."""
     if not path.is_file():
-        raise ArtifactError(f"{path}: missing from the artifact")
+        raise ArtifactError(f"{path}: {missing}")
     actual = sha256_file(path)
     if actual != expected:
-        raise ArtifactError(
-            f"{path}: corrupt or changed (sha256 {actual[:12]}…, expected {expected[:12]}…)"
-        )
+        raise ArtifactError(f"{path}: {changed} (sha256 {actual[:12]}…, expected {expected[:12]}…)")
     return path
 
 

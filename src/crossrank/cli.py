@@ -10,23 +10,17 @@ from pathlib import Path
 
 def _read_docs(path: Path) -> list[dict]:
     """Candidates from JSONL: ``{"id"?, "text"}`` objects or bare JSON strings, one per line."""
+    from crossrank.data.beir import iter_jsonl
+
     docs = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: expected JSON, got {exc}") from None
-            if isinstance(row, str):
-                row = {"text": row}
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise ValueError(
-                    f'{path}:{lineno}: expected {{"id", "text"}} or a string, got {line.strip()[:80]}'
-                )
-            row.setdefault("id", row.get("_id", str(len(docs))))
-            docs.append(row)
+    for lineno, row in iter_jsonl(path, allow_strings=True):
+        if isinstance(row, str):
+            row = {"text": row}
+        if not isinstance(row.get("text"), str):
+            raise ValueError(
+                f'{path}:{lineno}: expected {{"id", "text"}} or a string, got {row}'[:200]
+            )
+        docs.append({**row, "id": str(row.get("id", row.get("_id", len(docs))))})
     return docs
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from crossrank.artifact import MANIFEST, ArtifactError, sha256_file
+from crossrank.artifact import MANIFEST, ArtifactError, check_sha256, sha256_file
 from crossrank.atomic import write_text_atomic
 
 PIPELINE_FORMAT = 1
@@ -105,13 +105,12 @@ def load_pipeline(path: str | Path) -> dict:
         (Path(record["sweep"]["path"]), record["sweep"]["sha256"]),
     ]
     for file, expected in checks:
-        if not file.is_file():
-            raise ArtifactError(f"{file}: pinned by {path} but missing")
-        actual = sha256_file(file)
-        if actual != expected:
-            raise ArtifactError(
-                f"{file}: changed since {path} pinned it (sha256 {actual[:12]}…, pinned {expected[:12]}…); refusing to run"
-            )
+        check_sha256(
+            file,
+            expected,
+            f"pinned by {path} but missing",
+            f"changed since {path} pinned it; refusing to run",
+        )
     return record
 
 

@@ -52,7 +52,8 @@ class BeirDataset:
         return self._fingerprint
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+def iter_jsonl(path: Path, allow_strings: bool = False) -> Iterator[tuple[int, dict | str]]:
+    """(line number, object) for each non-blank line; errors name the file and line."""
     if not path.is_file():
         raise DataError(f"{path}: expected a JSONL file, found none")
     with open(path, encoding="utf-8") as f:
@@ -63,7 +64,7 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {exc}") from None
-            if not isinstance(row, dict):
+            if not isinstance(row, dict) and not (allow_strings and isinstance(row, str)):
                 raise DataError(
                     f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}"
                 )
@@ -79,7 +80,7 @@ def _require_str(row: dict, key: str, path: Path, lineno: int, allow_empty: bool
 
 def read_corpus(path: Path) -> dict[str, dict[str, str]]:
     corpus: dict[str, dict[str, str]] = {}
-    for lineno, row in _jsonl(path):
+    for lineno, row in iter_jsonl(path):
         doc_id = str(row.get("_id", "")).strip()
         if not doc_id:
             raise DataError(f"{path}:{lineno}: expected an '_id', got {row.get('_id')!r}")
@@ -95,7 +96,7 @@ def read_corpus(path: Path) -> dict[str, dict[str, str]]:
 
 def read_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
-    for lineno, row in _jsonl(path):
+    for lineno, row in iter_jsonl(path):
         qid = str(row.get("_id", "")).strip()
         if not qid:
             raise DataError(f"{path}:{lineno}: expected an '_id', got {row.get('_id')!r}")

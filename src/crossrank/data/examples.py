@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from crossrank.data.beir import DataError, _jsonl, _require_str, load_beir
+from crossrank.data.beir import DataError, _require_str, iter_jsonl, load_beir
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def read_labeled_jsonl(path: Path) -> LabeledSet:
         entry = by_query.setdefault(qid, LabeledQuery(qid, query, {}))
         entry.judged[doc_id] = max(grade, entry.judged.get(doc_id, grade))
 
-    for lineno, row in _jsonl(path):
+    for lineno, row in iter_jsonl(path):
         query = _require_str(row, "query", path, lineno)
         if "document" in row:
             doc = _require_str(row, "document", path, lineno)
