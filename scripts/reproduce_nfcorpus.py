@@ -33,6 +33,21 @@ OUT = ROOT / "checkpoints" / "minilm-nfcorpus"
 CONFIG = ROOT / "configs" / "minilm-nfcorpus.yaml"
 
 
+def machine() -> str:
+    """CPU model and core count, as this run saw them."""
+    import os
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, no GPU"
+
+
 def sh(cmd: list[str]) -> None:
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
@@ -159,7 +174,7 @@ def main() -> int:
         )
     results = {
         "command": "make reproduce-nfcorpus",
-        "machine": f"{platform.machine()} {platform.processor() or ''} {__import__('os').cpu_count()} cores".strip(),
+        "machine": machine(),
         "training": training,
         "fusion": fusion,
         "test_ndcg@10": {

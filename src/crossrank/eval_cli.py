@@ -184,7 +184,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     files = write_sweep(
         result,
         args.output,
-        f"{result['dataset']} {args.split}: {args.retriever} → {Path(args.model).name}",
+        f"{result['dataset']} {args.split}: {args.retriever} → {'/'.join(Path(args.model).parts[-2:])} ({args.precision})",
     )
     pin_pipeline(
         Path(args.output) / "pipeline.json",
