@@ -53,13 +53,13 @@ def sh(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
-def train(data: str) -> dict:
+def train(data: str, config: Path, out: Path) -> dict:
     started = time.time()
-    sh([sys.executable, "scripts/train.py", "fit", "--config", str(CONFIG), "--data.data", data])
+    sh([sys.executable, "scripts/train.py", "fit", "--config", str(config), "--data.data", data])
     wall = time.time() - started
     import torch
 
-    ckpt = torch.load(OUT / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
     hp = ckpt["datamodule_hyper_parameters"]
     steps = ckpt["global_step"]
     return {
@@ -104,22 +104,25 @@ def fit_fusion(artifact: Path, data: str, split: str = "dev") -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "nfcorpus"))
-    parser.add_argument(
-        "--skip-train", action="store_true", help="reuse checkpoints/minilm-nfcorpus/best.ckpt"
-    )
+    parser.add_argument("--skip-train", action="store_true", help="reuse OUT/best.ckpt")
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--out", type=Path, default=OUT, help="the config's checkpoint directory")
     args = parser.parse_args()
+    out = args.out
     started = time.time()
     training = (
-        json.loads((OUT / "training.json").read_text()) if args.skip_train else train(args.data)
+        json.loads((out / "training.json").read_text())
+        if args.skip_train
+        else train(args.data, args.config, out)
     )
-    write_text_atomic(OUT / "training.json", json.dumps(training, indent=2))
-    artifact = OUT / "onnx"
+    write_text_atomic(out / "training.json", json.dumps(training, indent=2))
+    artifact = out / "onnx"
     sh(
         [
             sys.executable,
             "scripts/export.py",
             "--checkpoint",
-            str(OUT / "best.ckpt"),
+            str(out / "best.ckpt"),
             "--output",
             str(artifact),
             "--int8",
@@ -183,7 +186,7 @@ def main() -> int:
         "reports": reports,
         "wall_s_total": time.time() - started,
     }
-    write_text_atomic(OUT / "results.json", json.dumps(results, indent=2))
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2))
     print(json.dumps(results["test_ndcg@10"], indent=2))
     nd = results["test_ndcg@10"]
     row = (

@@ -122,3 +122,12 @@ def test_ranking_dataset_covers_every_candidate():
     data = read_labeled("fixture", "eval")
     ds = RankingDataset(data, "all")
     assert len(ds) == len(data.queries) * len(data.documents)
+
+
+def test_duplicate_document_id_names_the_line(beir_copy):
+    path = beir_copy / "corpus.jsonl"
+    first = path.read_text().splitlines()[0]
+    path.write_text(path.read_text() + first + "\n")
+    n = len(path.read_text().splitlines())
+    with pytest.raises(DataError, match=rf"corpus\.jsonl:{n}: duplicate document id 'd001'"):
+        load_beir(beir_copy, "train")

@@ -8,6 +8,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from crossrank.atomic import atomic_file
+
 MARGIN_FIELDS = ["epoch", "step", "pairs", "mean", "p10", "p50"]
 
 
@@ -66,11 +68,17 @@ class MarginTracker(L.Callback):
         }
         pl_module.log_dict({f"margin_{k}": float(row[k]) for k in ("mean", "p10", "p50")})
         if trainer.is_global_zero:
-            path = self.csv_path(trainer)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            new = not path.exists()
-            with open(path, "a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=MARGIN_FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            self._append(self.csv_path(trainer), row)
+
+    @staticmethod
+    def _append(path: Path, row: dict) -> None:
+        """Rewrite the CSV atomically; rows from a later step (a run resumed from an earlier
+        checkpoint repeats them) are replaced."""
+        rows = []
+        if path.exists():
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) < row["step"]]
+        with atomic_file(path, "w") as f:
+            writer = csv.DictWriter(f, fieldnames=MARGIN_FIELDS)
+            writer.writeheader()
+            writer.writerows([*rows, row])

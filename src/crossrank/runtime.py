@@ -82,8 +82,14 @@ class OnnxReranker:
             raise ArtifactError(f"{model_path}: missing (export with --int8 for int8)")
         self.precision = precision
         self.batch_size = batch_size
-        self.max_length = int(self.manifest["max_length"])
-        self.tokenizer = tokenizer_from_config(self.manifest["tokenizer"], self.model_dir)
+        try:
+            self.max_length = int(self.manifest["max_length"])
+            self.tokenizer = tokenizer_from_config(self.manifest["tokenizer"], self.model_dir)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(
+                f"{self.model_dir / 'crossrank.json'}: expected 'max_length' and a valid "
+                f"'tokenizer' entry ({exc!r})"
+            ) from None
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

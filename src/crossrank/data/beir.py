@@ -88,6 +88,8 @@ def read_corpus(path: Path) -> dict[str, dict[str, str]]:
         text = _require_str(row, "text", path, lineno, allow_empty=True)
         if not (text.strip() or str(title).strip()):
             raise DataError(f"{path}:{lineno}: document {doc_id!r} has neither title nor text")
+        if doc_id in corpus:
+            raise DataError(f"{path}:{lineno}: duplicate document id {doc_id!r}")
         corpus[doc_id] = {"title": str(title), "text": text}
     if not corpus:
         raise DataError(f"{path}: expected at least one document, got none")
@@ -100,6 +102,8 @@ def read_queries(path: Path) -> dict[str, str]:
         qid = str(row.get("_id", "")).strip()
         if not qid:
             raise DataError(f"{path}:{lineno}: expected an '_id', got {row.get('_id')!r}")
+        if qid in queries:
+            raise DataError(f"{path}:{lineno}: duplicate query id {qid!r}")
         queries[qid] = _require_str(row, "text", path, lineno)
     return queries
 

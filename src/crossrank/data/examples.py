@@ -71,7 +71,10 @@ def read_labeled_jsonl(path: Path) -> LabeledSet:
                 raise DataError(f"{path}:{lineno}: expected an integer 'label' >= 0, got {label!r}")
             judge(query, doc, label)
         elif "positive" in row:
-            judge(query, _require_str(row, "positive", path, lineno), int(row.get("grade", 1)))
+            grade = row.get("grade", 1)
+            if not isinstance(grade, int) or isinstance(grade, bool) or grade < 1:
+                raise DataError(f"{path}:{lineno}: expected an integer 'grade' >= 1, got {grade!r}")
+            judge(query, _require_str(row, "positive", path, lineno), grade)
             negatives = row.get("negatives", [])
             if not isinstance(negatives, list) or not all(
                 isinstance(n, str) and n.strip() for n in negatives

@@ -39,10 +39,13 @@ def mine_candidates(
     if cache_dir is not None:
         cache = Path(cache_dir) / f"candidates-{corpus_key}-{queries_key}-{hi}.json"
         if cache.is_file():
-            lists = json.loads(cache.read_text())
-            for q in data.queries:
-                q.candidates = list(lists[q.qid])
-            return
+            try:
+                lists = json.loads(cache.read_text())
+                for q in data.queries:
+                    q.candidates = list(lists[q.qid])
+                return
+            except (ValueError, KeyError):  # a damaged cache is rebuilt, not trusted
+                pass
     retriever = cached_bm25(doc_ids, texts, cache_dir, params)
     hits = retriever.retrieve_many([q.text for q in data.queries], hi)
     lists = {
