@@ -180,6 +180,12 @@ def test_dense_and_hybrid_first_stages_on_the_fixture(tmp_path):
     np.testing.assert_array_equal(again.embeddings, dense.embeddings)
     hits = dense.retrieve("how long should french press coffee steep", 5)
     assert hits[0].doc_id in {"d003", "d009"} and len(hits) == 5
+    approx = DenseRetriever.build(embedder, ids, texts, tmp_path, approximate=True)
+    query = "how do I descale my coffee machine"
+    exact_top = [h.doc_id for h in dense.retrieve(query, 10)]
+    approx_hits = approx.retrieve(query, 10)
+    assert len(set(exact_top) & {h.doc_id for h in approx_hits}) >= 8
+    assert approx_hits[0].score == pytest.approx(dense.retrieve(query, 1)[0].score, abs=1e-4)
     hybrid = HybridRetriever({"bm25": BM25Retriever.build(ids, texts), "dense": dense})
     fused = hybrid.retrieve("how long should french press coffee steep", 10)
     assert len(fused) == 10 and fused[0].text is not None

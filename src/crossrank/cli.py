@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="auto: add the first-stage score with the weight fitted on dev and stored in "
             "the artifact (the report's model field says so); off: the cross-encoder alone",
         )
+        p.add_argument(
+            "--approximate",
+            action="store_true",
+            help="dense/hybrid: HNSW search (usearch) instead of exact numpy search",
+        )
         p.add_argument("--max-queries", type=int)
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--cache-dir", default=".cache/crossrank")

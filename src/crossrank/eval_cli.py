@@ -19,7 +19,11 @@ from crossrank.retrieval.bm25 import BM25Params, cached_bm25
 
 
 def build_retriever(
-    kind: str, data: str | Path, cache_dir: str | None, bm25: BM25Params | None = None
+    kind: str,
+    data: str | Path,
+    cache_dir: str | None,
+    bm25: BM25Params | None = None,
+    approximate: bool = False,
 ) -> Retriever:
     """The first stage named on the command line, over the whole corpus of ``data``."""
     splits = sorted(p.stem for p in (Path(data) / "qrels").glob("*.tsv"))
@@ -44,7 +48,7 @@ def build_retriever(
             from crossrank.dense_export import ensure_bi_encoder  # needs torch, only to export once
 
             ensure_bi_encoder(cache)
-        dense = DenseRetriever.build(OnnxEmbedder(artifact), doc_ids, texts, cache)
+        dense = DenseRetriever.build(OnnxEmbedder(artifact), doc_ids, texts, cache, approximate)
         if kind == "dense":
             return dense
         return HybridRetriever(
@@ -114,7 +118,10 @@ def run_eval(args: argparse.Namespace) -> int:
         return run_pinned(args)
     if not args.data:
         raise ValueError("expected --data DIR (or --pipeline pipeline.json)")
-    return _evaluate(args, build_retriever(args.retriever, args.data, args.cache_dir))
+    retriever = build_retriever(
+        args.retriever, args.data, args.cache_dir, approximate=args.approximate
+    )
+    return _evaluate(args, retriever)
 
 
 def _evaluate(args: argparse.Namespace, first_stage: Retriever) -> int:
@@ -169,7 +176,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from crossrank.pinning import pin_pipeline
     from crossrank.sweep import sweep, write_sweep
 
-    base = build_retriever(args.retriever, args.data, args.cache_dir)
+    base = build_retriever(args.retriever, args.data, args.cache_dir, approximate=args.approximate)
     retriever, scorer = load_stages(args, base)
     if scorer is None:
         raise ValueError("expected --model: a sweep measures reranking")

@@ -62,7 +62,8 @@ def _corpus_key(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
 
 
 class DenseRetriever:
-    """Exact maximum-inner-product search over normalised embeddings."""
+    """Maximum-inner-product search over normalised embeddings: exact (numpy) by default, or an
+    approximate HNSW index (``usearch``, the ``ann`` extra) for large corpora."""
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class DenseRetriever:
         doc_ids: list[str],
         embeddings: np.ndarray,
         texts: list[str] | None = None,
+        approximate: bool = False,
     ) -> None:
         if embeddings.shape[0] != len(doc_ids):
             raise ValueError(
@@ -79,6 +81,7 @@ class DenseRetriever:
         self.doc_ids = doc_ids
         self.embeddings = embeddings
         self.texts = texts
+        self.index = _hnsw(embeddings) if approximate else None
 
     @classmethod
     def build(
@@ -87,11 +90,12 @@ class DenseRetriever:
         doc_ids: Sequence[str],
         texts: Sequence[str],
         cache_dir: str | Path | None = None,
+        approximate: bool = False,
     ) -> DenseRetriever:
         """Embed the corpus, or load the embeddings cached for this model and corpus."""
         doc_ids, texts = list(doc_ids), list(texts)
         if cache_dir is None:
-            return cls(embedder, doc_ids, embedder.embed(texts), texts)
+            return cls(embedder, doc_ids, embedder.embed(texts), texts, approximate)
         path = Path(cache_dir) / f"dense-{embedder.sha256[:12]}-{_corpus_key(doc_ids, texts)}"
         manifest = path / "manifest.json"
         if manifest.is_file():
@@ -100,7 +104,9 @@ class DenseRetriever:
                 if meta.get("model_sha256") == embedder.sha256 and meta.get("count") == len(
                     doc_ids
                 ):
-                    return cls(embedder, doc_ids, np.load(path / "embeddings.npy"), texts)
+                    return cls(
+                        embedder, doc_ids, np.load(path / "embeddings.npy"), texts, approximate
+                    )
             except (OSError, ValueError):  # a damaged cache is rebuilt, not trusted
                 pass
         embeddings = embedder.embed(texts)
@@ -116,7 +122,7 @@ class DenseRetriever:
                     }
                 )
             )
-        return cls(embedder, doc_ids, embeddings, texts)
+        return cls(embedder, doc_ids, embeddings, texts, approximate)
 
     def retrieve(self, query: str, k: int) -> list[Hit]:
         return self.retrieve_many([query], k)[0]
@@ -125,7 +131,23 @@ class DenseRetriever:
         if k <= 0:
             raise ValueError(f"expected k >= 1, got {k}")
         k = min(k, len(self.doc_ids))
-        scores = self.embedder.embed(queries) @ self.embeddings.T
+        vectors = self.embedder.embed(queries)
+        if self.index is not None:
+            found = self.index.search(vectors, k)
+            keys, dist = np.atleast_2d(found.keys), np.atleast_2d(found.distances)
+            return [
+                [
+                    Hit(
+                        self.doc_ids[int(i)],
+                        float(1.0 - d),
+                        r,
+                        self.texts[int(i)] if self.texts else None,
+                    )
+                    for r, (i, d) in enumerate(zip(row_keys, row_dist, strict=True))
+                ]
+                for row_keys, row_dist in zip(keys, dist, strict=True)
+            ]
+        scores = vectors @ self.embeddings.T
         results = []
         for row in scores:
             top = np.argpartition(-row, k - 1)[:k]
@@ -137,6 +159,19 @@ class DenseRetriever:
                 ]
             )
         return results
+
+
+def _hnsw(embeddings: np.ndarray):
+    """An HNSW inner-product index over ``embeddings`` (built in memory; seconds per 100k docs)."""
+    try:
+        from usearch.index import Index
+    except ImportError:
+        raise ImportError(
+            "approximate search needs usearch: pip install 'crossrank[ann]'"
+        ) from None
+    index = Index(ndim=embeddings.shape[1], metric="ip", dtype="f32")
+    index.add(np.arange(len(embeddings)), np.ascontiguousarray(embeddings, dtype=np.float32))
+    return index
 
 
 class HybridRetriever:
