@@ -61,7 +61,9 @@ def train(data: str, config: Path, out: Path) -> dict:
 
     ckpt = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
     hp = ckpt["datamodule_hyper_parameters"]
-    steps = ckpt["global_step"]
+    # last.ckpt is written at validations; the last margins.csv row is the final step.
+    with open(out / "margins.csv") as f:
+        steps = max(int(row["step"]) for row in __import__("csv").DictReader(f))
     return {
         "wall_s": wall,
         "steps": steps,

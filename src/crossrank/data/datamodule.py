@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
-from typing import Literal
-
 import lightning as L
-import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
+from crossrank.data.datasets import (
+    EpochShuffle,
+    EvalCandidates,
+    GroupDataset,
+    NegativeSource,
+    PairBatch,
+    PositiveSource,
+    RankingDataset,
+    collate_groups,
+    collate_pairs,
+)
 from crossrank.data.examples import (
-    LabeledQuery,
     LabeledSet,
     check_no_leakage,
     drop_leaking_queries,
@@ -21,145 +26,7 @@ from crossrank.data.examples import (
 )
 from crossrank.data.negatives import DEFAULT_CACHE, mine_candidates
 
-NegativeSource = Literal["random", "candidates"]
-PositiveSource = Literal["all", "candidates"]
-EvalCandidates = Literal["all", "judged", "candidates"]
-
-
-@dataclass
-class PairBatch:
-    """Text pairs with labels; ``labels`` is ``[groups, group_size]`` (-1 marks padding)."""
-
-    queries: list[str]
-    documents: list[str]
-    labels: torch.Tensor
-    query_index: torch.Tensor  # one entry per pair (used by retrieval metrics)
-    first_stage_rank: torch.Tensor | None = None  # eval pairs: rank in the candidate list
-
-
-class GroupDataset(Dataset):
-    """One item per (query, positive): the positive followed by ``n_negatives`` lower-graded docs.
-
-    Negatives are redrawn each epoch from documents graded below the positive (judged lower,
-    or unjudged from the query's candidates at ``ranks`` or from the corpus), seeded by
-    (seed, epoch, item). With ``positives="candidates"`` only positives that the first stage
-    surfaces (in the query's candidate list) are trained on: those are the ones a reranker moves.
-    """
-
-    def __init__(
-        self,
-        data: LabeledSet,
-        n_negatives: int,
-        source: NegativeSource,
-        seed: int,
-        repeats: int = 1,
-        ranks: tuple[int, int] = (0, 100),
-        positives: PositiveSource = "all",
-    ):
-        self.data = data
-        self.n_negatives = n_negatives
-        self.source = source
-        self.seed = seed
-        self.epoch = 0
-        self.ranks = ranks
-        items = []
-        for qi, q in enumerate(data.queries):
-            surfaced = set(q.candidates) if positives == "candidates" else None
-            items += [(qi, d) for d in q.positives if surfaced is None or d in surfaced]
-        self.items = items * repeats
-        self._doc_ids = list(data.documents)
-        if not self.items:
-            raise ValueError(f"{data.source}: expected queries with positives, got none")
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def _unjudged(self, q: LabeledQuery, rng: random.Random, k: int) -> list[str]:
-        ranked = q.candidates[self.ranks[0] : self.ranks[1]]
-        pool = ranked if self.source == "candidates" and ranked else self._doc_ids
-        picked: list[str] = []
-        for _ in range(8 * k):
-            if len(picked) == k:
-                break
-            doc = pool[rng.randrange(len(pool))]
-            if doc not in q.judged and doc not in picked:
-                picked.append(doc)
-        return picked
-
-    def __getitem__(self, index: int) -> tuple[str, list[str], list[int]]:
-        qi, pos = self.items[index]
-        q = self.data.queries[qi]
-        rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
-        grade = q.judged[pos]
-        lower = [d for d, g in q.judged.items() if g < grade]
-        rng.shuffle(lower)
-        # At most half the slots go to judged lower-graded documents; unjudged ones fill the rest.
-        negatives = lower[: max(1, self.n_negatives // 2)]
-        negatives += self._unjudged(q, rng, self.n_negatives - len(negatives))
-        negatives += lower[len(negatives) : self.n_negatives]
-        docs = [pos, *negatives[: self.n_negatives]]
-        labels = [q.judged.get(d, 0) for d in docs]
-        docs += [pos] * (self.n_negatives + 1 - len(docs))
-        labels += [-1] * (len(docs) - len(labels))
-        return q.text, [self.data.documents[d] for d in docs], labels
-
-
-class EpochShuffle(Sampler[int]):
-    """A permutation that depends only on (seed, epoch), so a resumed run sees the same order."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:  # called by Lightning before each epoch
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
-
-
-def collate_groups(items: list[tuple[str, list[str], list[int]]]) -> PairBatch:
-    queries = [q for q, docs, _ in items for _ in docs]
-    documents = [d for _, docs, _ in items for d in docs]
-    labels = torch.tensor([labels for _, _, labels in items], dtype=torch.long)
-    index = torch.arange(len(items)).repeat_interleave(labels.shape[1])
-    return PairBatch(queries, documents, labels, index)
-
-
-class RankingDataset(Dataset):
-    """Flat (query index, query, document, grade, first-stage rank) pairs: each eval query with
-    its candidates (rank is the position in the candidate list, or the corpus order)."""
-
-    def __init__(self, data: LabeledSet, candidates: EvalCandidates):
-        self.pairs: list[tuple[int, str, str, int, int]] = []
-        for qi, q in enumerate(data.queries):
-            if candidates == "all":
-                doc_ids = list(data.documents)
-            elif candidates == "candidates":
-                doc_ids = list(dict.fromkeys(q.candidates))
-            else:
-                doc_ids = list(q.judged)
-            for rank, doc in enumerate(doc_ids):
-                self.pairs.append((qi, q.text, data.documents[doc], q.judged.get(doc, 0), rank))
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> tuple[int, str, str, int, int]:
-        return self.pairs[index]
-
-
-def collate_pairs(items: list[tuple[int, str, str, int, int]]) -> PairBatch:
-    return PairBatch(
-        queries=[q for _, q, _, _, _ in items],
-        documents=[d for _, _, d, _, _ in items],
-        labels=torch.tensor([[g for *_, g, _ in items]], dtype=torch.long),
-        query_index=torch.tensor([qi for qi, *_ in items], dtype=torch.long),
-        first_stage_rank=torch.tensor([r for *_, r in items], dtype=torch.long),
-    )
+__all__ = ["GroupDataset", "PairBatch", "RankingDataset", "TriplesDataModule"]
 
 
 class TriplesDataModule(L.LightningDataModule):
