@@ -109,3 +109,12 @@ def test_a_failed_overwrite_keeps_the_previous_checkpoint(tmp_path):
     with pytest.raises(Exception):  # noqa: B017
         io.save_checkpoint({"epoch": 2, "bad": lambda: 0}, target)
     assert torch.load(target)["epoch"] == 1
+
+
+def test_fast_dev_run_with_the_answer_head(tmp_path):
+    cli = train_tiny(
+        tmp_path, "--trainer.fast_dev_run", "true", "--model.encoder.answer_head", "true"
+    )
+    assert cli.trainer.state.finished
+    assert cli.model.model.answer is not None
+    assert torch.isfinite(cli.trainer.callback_metrics["train_loss"])
