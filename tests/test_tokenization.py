@@ -1,9 +1,12 @@
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.tokenization import HashingTokenizer, WordPieceTokenizer, pack_pairs, query_cap
+from crossrank.tokenization import HashingTokenizer, pack_pairs, query_cap
+from crossrank.wordpiece import WordPieceTokenizer, clip_at_whitespace
 from tests.conftest import outputs_across_hash_seeds
 
 TOK = HashingTokenizer(vocab_size=1000)
@@ -107,3 +110,44 @@ def test_wordpiece_matches_transformers_pair_encoding(minilm_dir):
 def test_wordpiece_missing_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         WordPieceTokenizer(tmp_path)
+
+
+@functools.cache
+def _minilm_tokenizer(path: str) -> WordPieceTokenizer:
+    return WordPieceTokenizer(path)
+
+
+_PIECES = [*"abc xyz.,-\n\t\x07\x00é日β\u00a0", "unbelievable ", "Vitamin ", "  "]
+_TEXT = st.lists(st.sampled_from(_PIECES), max_size=150).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    query=_TEXT.filter(str.strip),
+    document=_TEXT.filter(str.strip),
+    max_length=st.sampled_from([8, 16, 40]),
+)
+def test_wordpiece_fast_paths_give_exactly_the_full_texts_tokens(
+    minilm_dir, query, document, max_length
+):
+    """The whitespace clip and the ASCII normalizer shortcut change nothing: the packed pair
+    equals the one built from the plain tokenizer's full encoding."""
+    tok = _minilm_tokenizer(str(minilm_dir))
+    plain = tok._tok
+    ref = pack_pairs(
+        [plain.encode(query, add_special_tokens=False).ids],
+        [plain.encode(document, add_special_tokens=False).ids],
+        max_length,
+        tok.cls_id,
+        tok.sep_id,
+        tok.pad_id,
+    )
+    enc = tok.encode_pairs([query], [document], max_length)
+    assert enc.input_ids.tolist() == ref.input_ids.tolist()
+    assert enc.token_type_ids.tolist() == ref.token_type_ids.tolist()
+
+
+def test_clip_at_whitespace_keeps_short_texts_and_unbroken_words():
+    assert clip_at_whitespace("short text", 100) == "short text"
+    assert clip_at_whitespace("alpha beta gamma", 12) == "alpha beta"
+    assert clip_at_whitespace("x" * 50, 10) == "x" * 50  # no whitespace: nothing is cut

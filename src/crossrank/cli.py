@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+PRECISIONS = ("auto", "fp32", "int8", "bf16")  # crossrank.runtime.PRECISIONS, without its imports
+PRECISION_HELP = "auto: int8 when the artifact has it, else fp32; bf16 needs OpenVINO"
+
 
 def _read_docs(path: Path) -> list[dict]:
     """Candidates from JSONL: ``{"id"?, "text"}`` objects or bare JSON strings, one per line."""
@@ -74,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", required=True)
     p.add_argument("--docs", required=True, help='JSONL of {"id", "text"} objects or strings')
     p.add_argument("--top-k", type=int, default=10)
-    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(func=cmd_rerank)
 
@@ -94,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--retriever", choices=["bm25", "dense", "hybrid"], default="bm25")
         p.add_argument("--top-k", type=int, default=10)
         p.add_argument("--model", required=name == "sweep", help="reranker artifact directory")
-        p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+        p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
         p.add_argument(
             "--fusion",
             choices=["auto", "off"],
@@ -125,12 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = export_parser(sub.add_parser("export", help="export a checkpoint or HF model to ONNX"))
     p.set_defaults(func=cmd_export)
+
+    from crossrank.calibrate_cli import add_parser as add_calibrate
+    from crossrank.serve.cli import add_parser as add_serve
+
+    add_calibrate(sub)
+    add_serve(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "precision", None) == "auto" and getattr(args, "model", None):
+            from crossrank.runtime import resolve_precision
+
+            args.precision = resolve_precision(args.model, "auto")  # reports name the real one
         return args.func(args)
     except (ValueError, FileNotFoundError, TypeError) as exc:  # ArtifactError is a ValueError
         print(f"crossrank {args.command}: {exc}", file=sys.stderr)

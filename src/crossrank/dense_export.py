@@ -23,7 +23,7 @@ from crossrank.export import (
 )
 from crossrank.model import pool, resolve_pretrained
 from crossrank.retrieval.dense import bi_encoder_dir
-from crossrank.tokenization import WordPieceTokenizer
+from crossrank.wordpiece import WordPieceTokenizer
 
 
 class MeanPooledEncoder(nn.Module):

@@ -9,7 +9,7 @@ from torch import nn
 
 from crossrank.artifact import sha256_file
 from crossrank.export import Exportable
-from crossrank.tokenization import WordPieceTokenizer
+from crossrank.wordpiece import WordPieceTokenizer
 
 
 def from_checkpoint(path: str | Path) -> tuple[Exportable, dict]:

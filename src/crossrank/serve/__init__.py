@@ -1,0 +1,1 @@
+"""``crossrank serve``: the reranker behind Cohere- and TEI-compatible HTTP endpoints."""

@@ -1,0 +1,60 @@
+"""A thread-safe LRU cache of scores, bounded by an estimate of the memory it holds."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+from collections import OrderedDict
+
+# Per entry: the key tuple and its digests, the float, and OrderedDict's links.
+_ENTRY_OVERHEAD = 200
+
+
+def pair_key(model: str, query: str, text: str) -> tuple[str, bytes]:
+    """(model, digest of query and text): the text itself is not kept in memory."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(query.encode("utf-8"))
+    h.update(b"\x00")
+    h.update(text.encode("utf-8"))
+    return model, h.digest()
+
+
+class ScoreCache:
+    """Maps ``pair_key`` to a raw score; evicts the least recently used beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"expected max_bytes >= 0, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[tuple[str, bytes], float] = OrderedDict()
+        self._lock = threading.Lock()
+        self._entry = _ENTRY_OVERHEAD + sys.getsizeof(b"0" * 16)
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def bytes(self) -> int:
+        return len(self._data) * self._entry
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: tuple[str, bytes]) -> float | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple[str, bytes], value: float) -> None:
+        if self.max_bytes < self._entry:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) * self._entry > self.max_bytes:
+                self._data.popitem(last=False)

@@ -1,0 +1,82 @@
+"""Long documents: split into overlapping passages that each fit the window, then pool.
+
+A cross-encoder reads ``max_length`` tokens of a pair; the rest of a long document is
+invisible to it. Here a document is cut at word boundaries into passages of at most the
+window's document budget, consecutive passages overlapping by a quarter of it; each passage
+is scored with the query and the document takes the max (or the mean of the top 2).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from crossrank.tokenization import query_cap
+
+_WORD = re.compile(r"\S+")
+
+
+def token_counts(tokenizer, texts: Sequence[str], limit: int) -> list[int]:
+    """Tokens per text (exact up to ``limit``), for either crossrank tokenizer."""
+    if hasattr(tokenizer, "token_ids"):  # WordPiece
+        return [len(ids) for ids in tokenizer.token_ids(list(texts), limit)]
+    return [len(tokenizer.ids(t)) for t in texts]  # hashing
+
+
+def document_budget(tokenizer, query: str, max_length: int) -> int:
+    """Document tokens that fit beside ``query`` when the document is long (see pack_pairs)."""
+    (q,) = token_counts(tokenizer, [query], max_length)
+    return max_length - 3 - min(q, query_cap(max_length))
+
+
+def split_passages(
+    tokenizer,
+    text: str,
+    budget: int,
+    max_passages: int = 16,
+    max_tokens: int | None = None,
+) -> list[str]:
+    """Passages of ``text`` of at most ``budget`` tokens each (a word longer than the budget
+    is its own passage), overlapping by ``budget // 4`` tokens; at most ``max_passages``, and
+    only the first ``max_tokens`` tokens of the document when that is given."""
+    if budget < 1:
+        raise ValueError(f"expected a token budget >= 1, got {budget}")
+    spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    counts = token_counts(tokenizer, [text[a:b] for a, b in spans], budget)
+    if max_tokens is not None:
+        total, keep = 0, 0
+        while keep < len(counts) and total + counts[keep] <= max_tokens:
+            total += counts[keep]
+            keep += 1
+        spans, counts = spans[: max(keep, 1)], counts[: max(keep, 1)]
+    if sum(counts) <= budget:
+        return [text[spans[0][0] : spans[-1][1]]] if spans else [text]
+    stride = budget - budget // 4
+    passages, start = [], 0
+    while start < len(spans) and len(passages) < max_passages:
+        end, used = start, 0
+        while end < len(spans) and (used + counts[end] <= budget or end == start):
+            used += counts[end]
+            end += 1
+        passages.append(text[spans[start][0] : spans[end - 1][1]])
+        if end == len(spans):
+            break
+        step, advanced = start, 0
+        while step < end - 1 and advanced + counts[step] <= stride:
+            advanced += counts[step]
+            step += 1
+        start = max(step, start + 1)
+    return passages
+
+
+def pool(scores: np.ndarray, method: str = "max") -> float:
+    """One document score from its passages' scores: ``max`` or ``mean_top2``."""
+    if scores.size == 0:
+        raise ValueError("expected at least one passage score, got none")
+    if method == "max":
+        return float(scores.max())
+    if method == "mean_top2":
+        return float(np.sort(scores)[-2:].mean())
+    raise ValueError(f"expected pooling 'max' or 'mean_top2', got {method!r}")
