@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast check format train export clean reproduce-nfcorpus
+.PHONY: demo test test-fast check format train export serve clean reproduce-nfcorpus
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ train: $(STAMP)
 
 export: $(STAMP)
 	$(BIN)/python scripts/export.py --checkpoint checkpoints/tiny/best.ckpt --output checkpoints/tiny/onnx --int8
+
+serve: $(STAMP)
+	test -f checkpoints/tiny/onnx/crossrank.json || $(BIN)/crossrank demo
+	$(BIN)/crossrank serve --model checkpoints/tiny/onnx
 
 clean:
 	rm -rf checkpoints/tiny checkpoints/tiny-cls .cache

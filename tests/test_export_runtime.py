@@ -154,3 +154,9 @@ def test_cli_rerank_prints_json(tiny_artifact, tmp_path):
         [*cmd[:-6], "--query", "q", "--docs", str(bad)], capture_output=True, text=True
     )
     assert out.returncode == 2 and "bad.jsonl:1" in out.stderr
+
+
+def test_cli_precision_choices_match_the_runtime():
+    from crossrank import cli, runtime
+
+    assert tuple(cli.PRECISIONS) == tuple(runtime.PRECISIONS)

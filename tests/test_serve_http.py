@@ -322,3 +322,20 @@ def test_search_runs_the_pinned_pipeline(tiny_artifact, tmp_path):
         assert all({"id", "score", "first_stage_rank"} <= set(x) for x in body["results"])
     finally:
         s.stop()
+
+
+def test_passage_scorer_equals_the_reranker_on_short_documents_and_reads_long_ones(tiny_artifact):
+    from crossrank.passages import PassageScorer
+
+    reranker = OnnxReranker(tiny_artifact)
+    scorer = PassageScorer(reranker)
+    short = ["reset the router with the pin", "bake bread at 220 degrees"]
+    np.testing.assert_allclose(
+        scorer.score("router reset", short), reranker.score("router reset", short), atol=1e-5
+    )
+    long_doc = " ".join(["unrelated filler words here"] * 200) + " reset the router with the pin"
+    scores = scorer.score("router reset", [long_doc])
+    assert scorer.passages_scored[0] > 1
+    assert (
+        scores[0] > reranker.score("router reset", [long_doc])[0]
+    )  # the answer is past the window

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossrank.calibration import calibrate, fit_platt, reliability, sigmoid
+from crossrank.passages import pool, split_passages, token_counts
 from crossrank.serve.cache import ScoreCache, pair_key
 from crossrank.serve.engine import Engine, QueueFull
 from crossrank.serve.errors import ApiError
-from crossrank.serve.passages import pool, split_passages, token_counts
 from crossrank.serve.requests import parse_cohere, parse_json, parse_search, parse_tei
 from crossrank.tokenization import HashingTokenizer
 
@@ -89,6 +89,10 @@ def test_statuses_follow_the_contract():
         with pytest.raises(ApiError) as info:
             parse_cohere(body, 2, 10)
         assert info.value.status == status, (body, info.value.message)
+    for raw in (b'{"top_n": ' + b"1" * 5000 + b"}", b"[" * 100_000):
+        with pytest.raises(ApiError) as info:
+            parse_json(raw)
+        assert info.value.status == 422
     with pytest.raises(ApiError, match="invalid UTF-8") as info:
         parse_json(b'{"query": "\xff"}')
     assert info.value.status == 422
@@ -116,6 +120,7 @@ def test_pooling():
     assert pool(np.array([0.1, 2.0, 1.0])) == 2.0
     assert pool(np.array([0.1, 2.0, 1.0]), "mean_top2") == 1.5
     assert pool(np.array([3.0]), "mean_top2") == 3.0
+    assert pool(np.array([1.0, 3.0, 0.0]), "first_max") == 2.0
     with pytest.raises(ValueError, match="expected pooling"):
         pool(np.array([1.0]), "min")
 

@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="dense/hybrid: HNSW search (usearch) instead of exact numpy search",
         )
+        p.add_argument(
+            "--passages",
+            action="store_true",
+            help="score whole documents: overlapping passages that fit the window, pooled",
+        )
+        p.add_argument("--pooling", choices=["max", "mean_top2", "first_max"], default="max")
         p.add_argument("--max-queries", type=int)
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--cache-dir", default=".cache/crossrank")

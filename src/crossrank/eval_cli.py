@@ -84,6 +84,10 @@ def load_stages(args: argparse.Namespace, retriever: Retriever):
 
     reranker = OnnxReranker(args.model, precision=args.precision, batch_size=args.batch_size)
     fusion = reranker.manifest.get("fusion")
+    if getattr(args, "passages", False):
+        from crossrank.passages import PassageScorer
+
+        reranker = PassageScorer(reranker, args.pooling)
     if args.fusion == "auto" and fusion and fusion.get("first_stage") == args.retriever:
         fused = Fused(reranker, retriever, float(fusion["weight"]))
         return fused, fused
@@ -127,6 +131,8 @@ def run_eval(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, first_stage: Retriever) -> int:
     retriever, scorer = load_stages(args, first_stage)
     model = str(args.model) if args.model else None
+    if getattr(args, "passages", False):
+        model = f"{model} (passages, {args.pooling}-pooled)"
     if isinstance(scorer, Fused):
         model = f"{model} (fused with {args.retriever}, weight {scorer.weight})"
     report = evaluate(

@@ -67,7 +67,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="pairs per onnxruntime call")
     p.add_argument("--cache-mb", type=float, default=64.0, help="score cache bound (0: off)")
     p.add_argument("--passages", action="store_true", help="score long documents by passages")
-    p.add_argument("--pooling", choices=["max", "mean_top2"], default="max")
+    p.add_argument("--pooling", choices=["max", "mean_top2", "first_max"], default="max")
     p.add_argument("--max-passages", type=int, default=16, help="passages per document at most")
     p.add_argument("--min-score", type=float, help="flag low_confidence below this rank-1 score")
     p.add_argument("--cache-dir", default=".cache/crossrank", help="first-stage index cache")

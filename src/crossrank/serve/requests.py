@@ -11,9 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from crossrank.passages import POOLINGS
 from crossrank.serve.errors import ApiError, describe
-
-POOLINGS = ("max", "mean_top2")
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,8 @@ def parse_json(body: bytes) -> dict:
         ) from None
     except RecursionError:
         raise ApiError(422, "expected a JSON object, got JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python converts
+        raise ApiError(422, f"expected a JSON object, got unreadable JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise ApiError(422, f"expected a JSON object, got {describe(obj)}")
     return obj

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from crossrank.calibration import calibrate
+from crossrank.passages import document_budget, pool, split_passages, token_counts
 from crossrank.runtime import MODEL_FILES, OnnxReranker
 from crossrank.serve.engine import Engine, QueueFull
 from crossrank.serve.errors import ApiError
-from crossrank.serve.passages import document_budget, pool, split_passages, token_counts
 from crossrank.serve.requests import RerankRequest, SearchRequest
 
 

@@ -71,12 +71,47 @@ def split_passages(
     return passages
 
 
+POOLINGS = ("max", "mean_top2", "first_max")
+
+
 def pool(scores: np.ndarray, method: str = "max") -> float:
-    """One document score from its passages' scores: ``max`` or ``mean_top2``."""
+    """One document score from its passages' scores, in document order: ``max``; ``mean_top2``
+    (the best two); ``first_max`` (the mean of the first passage's score and the best one's,
+    for documents whose opening, e.g. a title, says what they are about)."""
     if scores.size == 0:
         raise ValueError("expected at least one passage score, got none")
     if method == "max":
         return float(scores.max())
     if method == "mean_top2":
         return float(np.sort(scores)[-2:].mean())
-    raise ValueError(f"expected pooling 'max' or 'mean_top2', got {method!r}")
+    if method == "first_max":
+        return float((scores[0] + scores.max()) / 2)
+    raise ValueError(f"expected pooling in {list(POOLINGS)}, got {method!r}")
+
+
+class PassageScorer:
+    """A scorer (``score(query, documents)``) that reads whole documents: each is split into
+    passages that fit the reranker's window, and its score pools theirs.
+
+    ``passages_scored`` counts the passages of the last call, per document.
+    """
+
+    def __init__(self, reranker, pooling: str = "max", max_passages: int = 16) -> None:
+        pool(np.zeros(1), pooling)  # reject an unknown pooling now, not mid-run
+        self.reranker = reranker
+        self.pooling = pooling
+        self.max_passages = max_passages
+        self.passages_scored: list[int] = []
+
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        tok = self.reranker.tokenizer
+        budget = document_budget(tok, query, self.reranker.max_length)
+        units = [split_passages(tok, d, budget, self.max_passages) for d in documents]
+        flat = [t for u in units for t in u]
+        scores = self.reranker.score_pairs([query] * len(flat), flat)
+        out, start = np.zeros(len(units), dtype=np.float32), 0
+        for i, u in enumerate(units):
+            out[i] = pool(scores[start : start + len(u)], self.pooling)
+            start += len(u)
+        self.passages_scored = [len(u) for u in units]
+        return out
