@@ -4,7 +4,7 @@ every precision, on the same weights and the same 100 real (query, document) pai
     python benchmarks/rerank_speed.py [--data ../shared/data/nfcorpus] [--rounds 7] [--no-grid]
 
 Needs the benchmark-only extra (pip install 'crossrank[bench]'); bf16 rows need OpenVINO
-(pip install 'crossrank[openvino]'). The main table is max_length 256, batch 32, medians of
+(pip install 'crossrank[openvino]'). The main table is max_length 256 with each runtime's default batching, medians of
 interleaved rounds in one process; peak RSS (VmHWM) comes from a fresh process per variant.
 The grid repeats the timing at max_length 128/256/512 and batch 16/32/100. The compute floor
 (benchmarks/compute_floor.py) says how fast the kernels here could possibly go.
@@ -77,8 +77,9 @@ def variants() -> list[str]:
     return names
 
 
-def load(variant: str, model_dir: Path, max_length: int, batch_size: int):
-    """A function (query, documents) -> scores for ``variant``."""
+def load(variant: str, model_dir: Path, max_length: int, batch_size: int | None):
+    """A function (query, documents) -> scores for ``variant``; batch size None is each
+    runtime's default (sentence-transformers: 32; crossrank: its backend's best)."""
     if variant == PEER:
         import torch
         from sentence_transformers import CrossEncoder
@@ -91,7 +92,9 @@ def load(variant: str, model_dir: Path, max_length: int, batch_size: int):
             activation_fn=torch.nn.Identity(),
         )
         return lambda q, docs: np.asarray(
-            model.predict([(q, d) for d in docs], batch_size=batch_size, show_progress_bar=False)
+            model.predict(
+                [(q, d) for d in docs], batch_size=batch_size or 32, show_progress_bar=False
+            )
         )
     from crossrank.runtime import OnnxReranker
 
@@ -101,7 +104,7 @@ def load(variant: str, model_dir: Path, max_length: int, batch_size: int):
 
 
 def peak_rss_mib(
-    variant: str, model_dir: Path, max_length: int, batch_size: int, data: str
+    variant: str, model_dir: Path, max_length: int, batch_size: int | None, data: str
 ) -> float:
     """VmHWM of a fresh process that loads ``variant`` and scores the pairs once."""
     onnx_dir = model_dir if variant == PEER else model_dir / "onnx"
@@ -211,12 +214,14 @@ def main() -> int:
     query, docs = real_pairs(args.data)
     workdir = build_models(Path(tempfile.mkdtemp(prefix="crossrank-bench-")))
     names = variants()
-    main_result = time_config(names, workdir, query, docs, 256, 32, args.rounds)
+    main_result = time_config(names, workdir, query, docs, 256, None, args.rounds)
     rows = rows_for(main_result, names, len(docs))
     for r in rows:
-        r["peak_rss_mib"] = peak_rss_mib(r["variant"], workdir, 256, 32, args.data)
+        r["peak_rss_mib"] = peak_rss_mib(r["variant"], workdir, 256, None, args.data)
     print_table(
-        f"{len(docs)} pairs, max_length 256, batch 32, median of {args.rounds} rounds", rows
+        f"{len(docs)} pairs, max_length 256, default batching (peer 32; crossrank onnxruntime 1, "
+        f"OpenVINO 8), median of {args.rounds} rounds",
+        rows,
     )
 
     tok = {L: tokenize_ms(workdir / "onnx", query, docs, L) for L in (128, 256, 512)}
@@ -224,19 +229,21 @@ def main() -> int:
     grid = []
     if not args.no_grid:
         for max_length in (128, 256, 512):
-            for batch in (16, 32, 100):
+            for batch in (None, 16, 32, 100):
                 res = time_config(names, workdir, query, docs, max_length, batch, args.grid_rounds)
                 for r in rows_for(res, names, len(docs)):
                     grid.append({"max_length": max_length, "batch_size": batch, **r})
                     print(
-                        f"L={max_length:<4} B={batch:<4} {r['variant']:<16}"
+                        f"L={max_length:<4} B={batch or 'def':<4} {r['variant']:<16}"
                         f"{r['ms_per_100_pairs']:>8.0f} ms  x{r['speedup_vs_peer']:.2f}"
                     )
     enc = batch_shapes(workdir / "onnx", query, docs)
     flops = compute_floor.model_gflop(enc)
     throughput = compute_floor.gemm_throughput(compute_floor_threads())
     floor = compute_floor.floor_ms(flops, throughput)
-    print(f"GFLOP for these pairs at 256/32: {flops}; GEMM GFLOP/s here: {throughput}")
+    print(
+        f"GFLOP for these pairs at 256 tokens, unpadded: {flops}; GEMM GFLOP/s here: {throughput}"
+    )
     print(
         "floor ms (dense layers only, at that throughput):", {k: round(v) for k, v in floor.items()}
     )
@@ -245,7 +252,7 @@ def main() -> int:
         print("trained NFCorpus reranker, agreement with its fp32:", trained)
     result = {
         "pairs": len(docs),
-        "main": {"max_length": 256, "batch_size": 32, "rounds": args.rounds, "rows": rows},
+        "main": {"max_length": 256, "batch_size": "default", "rounds": args.rounds, "rows": rows},
         "grid": {"rounds": args.grid_rounds, "rows": grid},
         "tokenization_ms_per_100_pairs": tok,
         "compute": {"gflop": flops, "gemm_gflop_per_s": throughput, "floor_ms": floor},
@@ -258,17 +265,11 @@ def main() -> int:
 
 
 def batch_shapes(model_dir: Path, query: str, docs: list[str]) -> list[tuple[int, int]]:
-    """(pairs, padded width) of the batches the runtime forms at 256 tokens, batch 32."""
+    """(1, tokens) of every pair at 256 tokens: the work without any padding."""
     from crossrank.runtime import OnnxReranker
 
-    reranker = OnnxReranker(model_dir, precision="fp32", verify=False)
-    order = np.argsort([len(query) + len(d) for d in docs], kind="stable")
-    widths = []
-    for start in range(0, len(order), 32):
-        idx = order[start : start + 32]
-        enc = reranker.tokenizer.encode_pairs([query] * len(idx), [docs[i] for i in idx], 256)
-        widths.append(enc.input_ids.shape)
-    return widths
+    tok = OnnxReranker(model_dir, precision="fp32", verify=False).tokenizer
+    return [tok.encode_pairs([query], [d], 256).input_ids.shape for d in docs]
 
 
 def compute_floor_threads() -> int:

@@ -23,6 +23,7 @@ class Backend(Protocol):
     """Runs the graph on one padded batch and returns its ``scores`` output."""
 
     name: str
+    batch_size: int  # pairs per call that measured fastest (benchmarks/rerank_speed.py)
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
 
@@ -39,6 +40,7 @@ class OnnxRuntimeBackend:
     """An onnxruntime CPU session; ``run`` is safe to call from several threads at once."""
 
     name = "onnxruntime"
+    batch_size = 1
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -59,6 +61,7 @@ class OpenVinoBackend:
     """An OpenVINO CPU model compiled for ``bf16`` or ``fp32``; one infer request per thread."""
 
     name = "openvino"
+    batch_size = 8
 
     def __init__(self, path: Path, precision: str = "bf16", threads: int | None = None) -> None:
         try:

@@ -70,6 +70,8 @@ def add_parser(sub) -> None:
     p.add_argument("--top-n", type=int, default=100)
     p.add_argument("--max-queries", type=int)
     p.add_argument("--precision", choices=["auto", "fp32", "int8", "bf16"], default="auto")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--batch-size", type=int, help="pairs per inference call (default: the backend's best)"
+    )
     p.add_argument("--cache-dir", default=".cache/crossrank")
     p.set_defaults(func=cmd_calibrate)

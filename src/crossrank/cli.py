@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", required=True, help='JSONL of {"id", "text"} objects or strings')
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--batch-size", type=int, help="pairs per inference call (default: the backend's best)"
+    )
     p.set_defaults(func=cmd_rerank)
 
     p = sub.add_parser("demo", help="train, export and rerank the fixture corpus end to end")
@@ -115,9 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="score whole documents: overlapping passages that fit the window, pooled",
         )
-        p.add_argument("--pooling", choices=["max", "mean_top2", "first_max"], default="max")
+        p.add_argument("--pooling", choices=["max", "mean_top2", "first_max"], default="first_max")
         p.add_argument("--max-queries", type=int)
-        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument(
+            "--batch-size", type=int, help="pairs per inference call (default: the backend's best)"
+        )
         p.add_argument("--cache-dir", default=".cache/crossrank")
         p.add_argument(
             "--output", required=name == "sweep", help="JSON report (eval) or folder (sweep)"

@@ -96,7 +96,7 @@ class PassageScorer:
     ``passages_scored`` counts the passages of the last call, per document.
     """
 
-    def __init__(self, reranker, pooling: str = "max", max_passages: int = 16) -> None:
+    def __init__(self, reranker, pooling: str = "first_max", max_passages: int = 16) -> None:
         pool(np.zeros(1), pooling)  # reject an unknown pooling now, not mid-run
         self.reranker = reranker
         self.pooling = pooling

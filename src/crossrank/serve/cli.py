@@ -64,10 +64,12 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, help="onnxruntime threads per call (default: all cores)")
     p.add_argument("--max-batch-pairs", type=int, default=256, help="pairs merged per micro-batch")
     p.add_argument("--no-micro-batching", action="store_true", help="score each request alone")
-    p.add_argument("--batch-size", type=int, default=32, help="pairs per onnxruntime call")
+    p.add_argument(
+        "--batch-size", type=int, help="pairs per inference call (default: the backend's best)"
+    )
     p.add_argument("--cache-mb", type=float, default=64.0, help="score cache bound (0: off)")
     p.add_argument("--passages", action="store_true", help="score long documents by passages")
-    p.add_argument("--pooling", choices=["max", "mean_top2", "first_max"], default="max")
+    p.add_argument("--pooling", choices=["max", "mean_top2", "first_max"], default="first_max")
     p.add_argument("--max-passages", type=int, default=16, help="passages per document at most")
     p.add_argument("--min-score", type=float, help="flag low_confidence below this rank-1 score")
     p.add_argument("--cache-dir", default=".cache/crossrank", help="first-stage index cache")

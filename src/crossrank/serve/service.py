@@ -30,10 +30,10 @@ class ServerConfig:
     workers: int = 1
     threads: int | None = None
     max_batch_pairs: int = 256  # 1 switches micro-batching off
-    batch_size: int = 32
+    batch_size: int | None = None
     cache_mb: float = 64.0
     passages: bool = False
-    pooling: str = "max"
+    pooling: str = "first_max"
     max_passages: int = 16
     min_score: float | None = None
     cache_dir: str = ".cache/crossrank"
