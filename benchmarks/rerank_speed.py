@@ -219,7 +219,7 @@ def main() -> int:
     for r in rows:
         r["peak_rss_mib"] = peak_rss_mib(r["variant"], workdir, 256, None, args.data)
     print_table(
-        f"{len(docs)} pairs, max_length 256, default batching (peer 32; crossrank onnxruntime 1, "
+        f"{len(docs)} pairs, max_length 256, default batching (peer 32; crossrank onnxruntime ≤ 512 tokens per call, "
         f"OpenVINO 8), median of {args.rounds} rounds",
         rows,
     )

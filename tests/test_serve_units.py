@@ -155,7 +155,7 @@ def test_cache_is_lru_and_bounded():
 def test_engine_refuses_when_the_queue_is_full_and_merges_waiting_jobs():
     release, calls = threading.Event(), []
 
-    def score_pairs(queries, texts):
+    def score_pairs(queries, texts, groups):
         calls.append(len(texts))
         release.wait(10)
         return np.array([len(t) for t in texts], dtype=np.float32)
@@ -176,8 +176,23 @@ def test_engine_refuses_when_the_queue_is_full_and_merges_waiting_jobs():
 
 def test_engine_serves_repeats_from_the_cache():
     calls = []
-    engine = Engine(lambda q, t: calls.append(len(t)) or np.ones(len(t), np.float32), "m")
+    engine = Engine(lambda q, t, g: calls.append(len(t)) or np.ones(len(t), np.float32), "m")
     engine.submit("q", ["a", "b"]).result(5)
     assert engine.submit("q", ["b", "a"]).result(5).tolist() == [1.0, 1.0]
     assert calls == [2] and engine.cache.hits == 2
     engine.close()
+
+
+def test_batches_never_mix_groups_and_respect_the_budgets():
+    from crossrank.runtime import plan_batches
+
+    chars = [400, 40, 4000, 400, 40, 4000]
+    groups = [0, 0, 0, 1, 1, 1]
+    batches = plan_batches(chars, groups, None, 512, 128)
+    for b in batches:
+        assert len({groups[i] for i in b}) == 1
+        assert len(b) * min(128, max(chars[i] for i in b) // 4 + 3) <= 512 or len(b) == 1
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    alone = plan_batches(chars[:3], None, None, 512, 128)
+    assert [b.tolist() for b in alone] == [b.tolist() for b in batches if groups[b[0]] == 0]
+    assert [len(b) for b in plan_batches([10] * 5, None, 2, None, 128)] == [2, 2, 1]

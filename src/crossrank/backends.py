@@ -23,7 +23,10 @@ class Backend(Protocol):
     """Runs the graph on one padded batch and returns its ``scores`` output."""
 
     name: str
-    batch_size: int  # pairs per call that measured fastest (benchmarks/rerank_speed.py)
+    # What measured fastest (benchmarks/rerank_speed.py): a fixed number of pairs per call,
+    # or, when that is None, as many pairs as fit a budget of padded tokens.
+    batch_size: int | None
+    batch_tokens: int | None
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
 
@@ -40,7 +43,8 @@ class OnnxRuntimeBackend:
     """An onnxruntime CPU session; ``run`` is safe to call from several threads at once."""
 
     name = "onnxruntime"
-    batch_size = 1
+    batch_size = None
+    batch_tokens = 512
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -62,6 +66,7 @@ class OpenVinoBackend:
 
     name = "openvino"
     batch_size = 8
+    batch_tokens = None
 
     def __init__(self, path: Path, precision: str = "bf16", threads: int | None = None) -> None:
         try:

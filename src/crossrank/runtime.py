@@ -55,6 +55,36 @@ def _candidate(c: Any, i: int) -> tuple[str, str]:
     return str(doc_id), text
 
 
+def plan_batches(
+    chars: Sequence[int],
+    groups: Sequence[int] | None,
+    batch_size: int | None,
+    batch_tokens: int | None,
+    max_length: int,
+) -> list[np.ndarray]:
+    """Pair indices per inference call: sorted by (group, length) so that little padding is
+    computed; a call never mixes groups and holds ``batch_size`` pairs or, without one, as
+    many as fit ``batch_tokens`` padded tokens (estimated at 4 characters per token)."""
+    groups = [0] * len(chars) if groups is None else list(groups)
+    if len(groups) != len(chars):
+        raise ValueError(f"expected one group per pair ({len(chars)}), got {len(groups)}")
+    order = sorted(range(len(chars)), key=lambda i: (groups[i], chars[i]))
+    batches: list[list[int]] = []
+    for i in order:
+        tokens = min(max_length, chars[i] // 4 + 3)  # the batch's widest so far: sorted
+        batch = batches[-1] if batches else None
+        fits = batch is not None and groups[batch[0]] == groups[i]
+        if fits and batch_size is not None:
+            fits = len(batch) < batch_size
+        elif fits:
+            fits = (len(batch) + 1) * tokens <= (batch_tokens or 0)
+        if fits:
+            batch.append(i)
+        else:
+            batches.append([i])
+    return [np.asarray(b, dtype=np.int64) for b in batches]
+
+
 class OnnxReranker:
     """Loads a crossrank artifact directory and scores (query, document) pairs.
 
@@ -64,9 +94,8 @@ class OnnxReranker:
             an optional install); ``"auto"``: int8 when the artifact has it, else fp32.
         threads: intra-op threads (default: the cores this process may use).
         batch_size: pairs per inference call, formed by length so that little padding is
-            computed. Default: the backend's measured best, 1 on onnxruntime (no padding at all,
-            fastest here at every window, and a pair's int8 score then does not depend on its
-            batch-mates, whose activations would share its quantization scale) and 8 on OpenVINO.
+            computed. Default: the backend's measured best; onnxruntime fills calls up to
+            512 padded tokens (4 pairs at 128 tokens, 1 at 512), OpenVINO takes 8 pairs.
         verify: check every file against the sha256 in ``crossrank.json`` before loading.
     """
 
@@ -112,6 +141,7 @@ class OnnxReranker:
         except Exception as exc:
             raise ArtifactError(f"{model_path}: could not load it ({exc})") from exc
         self.batch_size = batch_size or self.backend.batch_size
+        self.batch_tokens = None if batch_size else self.backend.batch_tokens
         self.sha256 = artifact_sha256(self.model_dir)
 
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
@@ -123,16 +153,28 @@ class OnnxReranker:
             return np.zeros(0, dtype=np.float32)
         return self.score_pairs([query] * len(documents), documents)
 
-    def score_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-        """Scores for arbitrary (query, document) pairs, batched by length."""
+    def score_pairs(
+        self,
+        queries: Sequence[str],
+        documents: Sequence[str],
+        groups: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Scores for arbitrary (query, document) pairs, batched by length.
+
+        ``groups`` (one label per pair) keeps pairs with different labels out of the same
+        inference call: each group is batched exactly as if it were scored alone, so its
+        scores do not depend on the other groups (int8 quantizes a call's activations
+        together). The server passes one group per request when it merges requests.
+        """
         check_texts(queries, documents)  # before sorting, so an error names the caller's index
         scores = np.zeros(len(documents), dtype=np.float32)
-        # Sort by a cheap length proxy so each batch pads to similar lengths.
-        order = np.argsort(
-            [len(q) + len(d) for q, d in zip(queries, documents, strict=True)], kind="stable"
-        )
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for idx in plan_batches(
+            [len(q) + len(d) for q, d in zip(queries, documents, strict=True)],
+            groups,
+            self.batch_size,
+            self.batch_tokens,
+            self.max_length,
+        ):
             enc = self.tokenizer.encode_pairs(
                 [queries[i] for i in idx], [documents[i] for i in idx], self.max_length
             )

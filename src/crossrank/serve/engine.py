@@ -3,9 +3,9 @@
 Requests put a job (one query, its uncached texts) on a bounded queue and wait on a future;
 a full queue is refused at once (the caller answers 429), so load beyond capacity costs
 the excess requests, not everyone's latency. Each worker takes a job and, with
-micro-batching on, every other job already waiting (up to ``max_batch_pairs`` pairs): the
-pairs of concurrent requests are sorted by length together and run in shared batches,
-which pads less and calls onnxruntime less often than one request at a time.
+micro-batching on, every other job already waiting (up to ``max_batch_pairs`` pairs), and
+scores them in one call with fewer hand-offs between threads. Inference batches never mix
+requests, so a request's scores are the same whatever it was merged with.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class Engine:
     """Scores (query, texts) with a shared reranker from ``workers`` threads.
 
     Args:
-        score_pairs: ``(queries, texts) -> raw scores``, e.g. ``OnnxReranker.score_pairs``.
+        score_pairs: ``(queries, texts, groups) -> raw scores``, e.g.
+            ``OnnxReranker.score_pairs``; ``groups`` labels each pair with its request, so
+            that a request's scores do not depend on what it was merged with.
         model_key: identifies the model in cache keys (the graph's sha256 and precision).
         max_queue: jobs that may wait; one more is refused with :class:`QueueFull`.
         max_batch_pairs: pairs one worker merges from waiting jobs (1: no micro-batching).
@@ -136,8 +138,9 @@ class Engine:
             try:
                 queries = [j.query for j in jobs for _ in j.texts]
                 texts = [t for j in jobs for t in j.texts]
+                groups = [k for k, j in enumerate(jobs) for _ in j.texts]
                 t0 = time.perf_counter()
-                scores = self.score_pairs(queries, texts)
+                scores = self.score_pairs(queries, texts, groups)
                 if self.on_batch is not None:
                     self.on_batch(len(texts), time.perf_counter() - t0)
                 start = 0
