@@ -25,7 +25,7 @@ def main() -> int:
     from crossrank.data.beir import load_beir
     from crossrank.evaluation import select_queries
     from crossrank.metrics import ndcg_at_k
-    from crossrank.passages import POOLINGS, document_budget, pool, split_passages
+    from crossrank.passages import POOLINGS, document_budget, per_document, pool, split_passages
     from crossrank.retrieval.bm25 import cached_bm25
     from crossrank.runtime import OnnxReranker
 
@@ -57,10 +57,7 @@ def main() -> int:
         units = [split_passages(reranker.tokenizer, h.text, budget) for h in hits]
         flat = [t for u in units for t in u]
         scores = reranker.score_pairs([query] * len(flat), flat)
-        per, start = [], 0
-        for u in units:
-            per.append(scores[start : start + len(u)])
-            start += len(u)
+        per = per_document(scores, units)
         passages_per_doc += [len(u) for u in units]
         runs = {"truncation": reranker.score(query, [h.text for h in hits])}
         runs.update({p: np.array([pool(s, p) for s in per]) for p in POOLINGS})

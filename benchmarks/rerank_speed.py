@@ -239,7 +239,9 @@ def main() -> int:
                     )
     enc = batch_shapes(workdir / "onnx", query, docs)
     flops = compute_floor.model_gflop(enc)
-    throughput = compute_floor.gemm_throughput(compute_floor_threads())
+    from crossrank.backends import default_threads
+
+    throughput = compute_floor.gemm_throughput(default_threads())
     floor = compute_floor.floor_ms(flops, throughput)
     print(
         f"GFLOP for these pairs at 256 tokens, unpadded: {flops}; GEMM GFLOP/s here: {throughput}"
@@ -270,12 +272,6 @@ def batch_shapes(model_dir: Path, query: str, docs: list[str]) -> list[tuple[int
 
     tok = OnnxReranker(model_dir, precision="fp32", verify=False).tokenizer
     return [tok.encode_pairs([query], [d], 256).input_ids.shape for d in docs]
-
-
-def compute_floor_threads() -> int:
-    from crossrank.backends import default_threads
-
-    return default_threads()
 
 
 if __name__ == "__main__":

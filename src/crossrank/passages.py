@@ -74,6 +74,11 @@ def split_passages(
 POOLINGS = ("max", "mean_top2", "first_max")
 
 
+def per_document(scores: np.ndarray, units: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    """The flat scores of all passages cut back into one array per document."""
+    return np.split(np.asarray(scores), np.cumsum([len(u) for u in units])[:-1])
+
+
 def pool(scores: np.ndarray, method: str = "max") -> float:
     """One document score from its passages' scores, in document order: ``max``; ``mean_top2``
     (the best two); ``first_max`` (the mean of the first passage's score and the best one's,
@@ -109,9 +114,5 @@ class PassageScorer:
         units = [split_passages(tok, d, budget, self.max_passages) for d in documents]
         flat = [t for u in units for t in u]
         scores = self.reranker.score_pairs([query] * len(flat), flat)
-        out, start = np.zeros(len(units), dtype=np.float32), 0
-        for i, u in enumerate(units):
-            out[i] = pool(scores[start : start + len(u)], self.pooling)
-            start += len(u)
         self.passages_scored = [len(u) for u in units]
-        return out
+        return np.array([pool(s, self.pooling) for s in per_document(scores, units)], np.float32)

@@ -82,10 +82,11 @@ class WordPieceTokenizer:
 
         from tokenizers import Tokenizer, normalizers
 
-        spec = json.loads(self._tok.to_str()).get("normalizer") or {}
+        serialized = self._tok.to_str()
+        spec = json.loads(serialized).get("normalizer") or {}
         if spec.get("type") != "BertNormalizer" or not spec.get("lowercase", False):
             return None
-        fast = Tokenizer.from_str(self._tok.to_str())
+        fast = Tokenizer.from_str(serialized)
         fast.normalizer = normalizers.Lowercase()
         return fast
 

@@ -89,7 +89,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             item = {"index": i, "relevance_score": float(values[i])}
             if req.return_documents:
                 item["document"] = {"text": req.documents[i]}
-            if max(scored.passages) > 1 or (req.passages or config.passages):
+            if scored.by_passage:
                 item["passages"] = scored.passages[i]
             results.append(item)
         meta = {

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from crossrank.calibration import calibrate
-from crossrank.passages import document_budget, pool, split_passages, token_counts
+from crossrank.passages import (
+    document_budget,
+    per_document,
+    pool,
+    split_passages,
+    token_counts,
+)
 from crossrank.runtime import MODEL_FILES, OnnxReranker
 from crossrank.serve.engine import Engine, QueueFull
 from crossrank.serve.errors import ApiError
@@ -44,6 +50,7 @@ class Scored:
     raw: np.ndarray  # one pooled logit per document
     probability: np.ndarray  # calibrated, in [0, 1]
     passages: list[int]  # passages scored per document
+    by_passage: bool  # whether documents were split into passages
 
 
 class Service:
@@ -132,11 +139,8 @@ class Service:
         units = await asyncio.to_thread(self._units, req, passages)
         flat = [t for u in units for t in u]
         scores = await self._scores(req.query, flat)
-        raw, start = np.zeros(len(units), dtype=np.float64), 0
-        for i, u in enumerate(units):
-            raw[i] = pool(scores[start : start + len(u)], pooling)
-            start += len(u)
-        return Scored(raw, calibrate(raw, self.calibration), [len(u) for u in units])
+        raw = np.array([pool(s, pooling) for s in per_document(scores, units)], np.float64)
+        return Scored(raw, calibrate(raw, self.calibration), [len(u) for u in units], passages)
 
     def low_confidence(self, scored: Scored, threshold: float | None) -> bool | None:
         threshold = self.config.min_score if threshold is None else threshold
