@@ -5,17 +5,22 @@ matrix-multiply kernels reach here on a one-node graph of the model's own shape 
 dynamic int8 in onnxruntime, bf16 in OpenVINO). FLOPs divided by that throughput is the
 time no runtime on these kernels can beat: the GEMMs alone, everything else free.
 
-    python benchmarks/compute_floor.py
+    python benchmarks/compute_floor.py [--threads N] [--output benchmarks/results/compute_floor.json]
+
+rerank_speed.py imports this module (same folder) for the floor of its own pairs.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import machine, machine_line, output_path, write_json
 
 HIDDEN, FFN, LAYERS = 384, 1536, 6  # all-MiniLM-L6-v2
 
@@ -59,8 +64,9 @@ def _time(fn, repeats: int = 15) -> float:
 
 def gemm_throughput(threads: int, rows: int = 8192) -> dict[str, float]:
     """GFLOP/s of a [rows, 384] x [384, 1536] MatMul per backend and precision."""
-    import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from crossrank.runtime.backends import ort_session
 
     flop = 2 * rows * HIDDEN * FFN
     x = np.random.default_rng(1).standard_normal((rows, HIDDEN)).astype(np.float32)
@@ -69,10 +75,8 @@ def gemm_throughput(threads: int, rows: int = 8192) -> dict[str, float]:
         fp32, int8 = Path(tmp) / "gemm.onnx", Path(tmp) / "gemm.int8.onnx"
         _matmul_graph(fp32, rows)
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
         for name, path in (("onnxruntime_fp32", fp32), ("onnxruntime_int8", int8)):
-            sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            sess = ort_session(path, threads)
             out[name] = flop / _time(lambda s=sess: s.run(None, {"x": x})) / 1e9
         try:
             import openvino as ov
@@ -91,13 +95,32 @@ def floor_ms(gflop: dict[str, float], throughput: dict[str, float]) -> dict[str,
     return {k: gflop["dense"] / v * 1e3 for k, v in throughput.items()}
 
 
-if __name__ == "__main__":
-    import os
+def main() -> int:
+    from crossrank.runtime.backends import default_threads
 
-    peak = gemm_throughput(len(os.sched_getaffinity(0)))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, help="default: the cores this process may use")
+    parser.add_argument(
+        "--output", default=output_path("compute_floor.json"), help="default: %(default)s"
+    )
+    args = parser.parse_args()
+    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer chatter
+    info = machine()
+    print(machine_line(info))
+    peak = gemm_throughput(args.threads or default_threads())
     flops = model_gflop([(100, 256)])
+    floor = floor_ms(flops, peak)
     print(
         f"100 pairs x 256 tokens: {flops['dense']:.0f} GFLOP dense + {flops['attention']:.0f} attention"
     )
     for k, v in peak.items():
-        print(f"{k:<18}{v:>8.0f} GFLOP/s  floor {flops['dense'] / v * 1e3:>6.0f} ms")
+        print(f"{k:<18}{v:>8.0f} GFLOP/s  floor {floor[k]:>6.0f} ms")
+    result = {"machine": info, "pairs": 100, "max_length": 256, "gflop": flops}
+    write_json(args.output, {**result, "gemm_gflop_per_s": peak, "floor_ms": floor})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

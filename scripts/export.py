@@ -4,7 +4,7 @@ python scripts/export.py --checkpoint checkpoints/tiny/best.ckpt --output checkp
 python scripts/export.py --from-hf PATH_OR_HUB_ID --output DIR
 """
 
-from crossrank.export_cli import main
+from crossrank.cli.export import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

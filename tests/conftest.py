@@ -51,7 +51,7 @@ def tiny_config(tmp: Path, **trainer) -> Path:
 
 def train_tiny(tmp: Path, *extra: str, run: bool = True):
     """Run ``scripts/train.py fit`` in-process on the tiny config; returns the LightningCLI."""
-    from crossrank.train_cli import main
+    from crossrank.cli.train import main
 
     config = tiny_config(tmp)
     args = ["--config", str(config), "--trainer.enable_progress_bar", "false", *extra]
@@ -70,8 +70,8 @@ def trained_tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_artifact(trained_tiny, tmp_path_factory) -> Path:
-    from crossrank.export import export
-    from crossrank.export_sources import from_checkpoint
+    from crossrank.export.onnx import export
+    from crossrank.export.sources import from_checkpoint
 
     out = tmp_path_factory.mktemp("artifact") / "onnx"
     item, source = from_checkpoint(trained_tiny / "best.ckpt")

@@ -6,10 +6,9 @@ Every error names the file and the line it came from.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 Qrels = dict[str, dict[str, int]]
@@ -28,7 +27,6 @@ class BeirDataset:
     corpus: dict[str, dict[str, str]]
     queries: dict[str, str]
     qrels: Qrels
-    _fingerprint: str | None = field(default=None, repr=False)
 
     def doc_text(self, doc_id: str) -> str:
         """Title and text joined the way BEIR's rerankers read them."""
@@ -36,20 +34,14 @@ class BeirDataset:
         title, text = doc.get("title", ""), doc.get("text", "")
         return f"{title}. {text}" if title else text
 
+    def corpus_texts(self) -> tuple[list[str], list[str]]:
+        """Every document id and its :meth:`doc_text`, in corpus order (what indexes read)."""
+        ids = list(self.corpus)
+        return ids, [self.doc_text(d) for d in ids]
+
     def judged_queries(self) -> list[str]:
         """Query ids in qrels order that have at least one relevant (grade > 0) document."""
         return [qid for qid, docs in self.qrels.items() if any(g > 0 for g in docs.values())]
-
-    def fingerprint(self) -> str:
-        """sha256 over the corpus and queries files (keys caches of indexes and negatives)."""
-        if self._fingerprint is None:
-            h = hashlib.sha256()
-            for name in ("corpus.jsonl", "queries.jsonl"):
-                with open(self.path / name, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        h.update(chunk)
-            self._fingerprint = h.hexdigest()
-        return self._fingerprint
 
 
 def iter_jsonl(path: Path, allow_strings: bool = False) -> Iterator[tuple[int, dict | str]]:

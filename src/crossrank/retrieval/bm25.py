@@ -11,8 +11,9 @@ from pathlib import Path
 
 import bm25s
 
-from crossrank.atomic import atomic_directory
-from crossrank.retrieval.base import Hit
+from crossrank.data.beir import BeirDataset
+from crossrank.io import atomic_directory
+from crossrank.retrieval.base import CorpusRetriever, Hit
 
 log = logging.getLogger(__name__)
 INDEX_FORMAT = 2  # bump when the saved layout changes, so stale caches are not reused
@@ -29,7 +30,7 @@ class BM25Params:
     stopwords: str | None = "en"
 
 
-class BM25Retriever:
+class BM25Retriever(CorpusRetriever):
     """Sparse lexical retrieval over ``(doc_id, text)`` pairs."""
 
     def __init__(
@@ -65,16 +66,10 @@ class BM25Retriever:
         model.index(tokens, show_progress=False)
         return cls(params, list(doc_ids), model, list(texts))
 
-    def retrieve(self, query: str, k: int) -> list[Hit]:
-        return self.retrieve_many([query], k)[0]
-
-    def retrieve_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """Top-``k`` hits for each query (fewer when fewer documents match any query term)."""
-        if k <= 0:
-            raise ValueError(f"expected k >= 1, got {k}")
-        k = min(k, len(self.doc_ids))
+    def _search(self, queries: list[str], k: int) -> list[list[Hit]]:
+        """Fewer than ``k`` hits when fewer documents match any query term."""
         tokens = bm25s.tokenize(
-            list(queries),
+            queries,
             stopwords=self.params.stopwords,
             stemmer=self._stemmer,
             return_ids=False,
@@ -168,3 +163,10 @@ def cached_bm25(
     retriever = BM25Retriever.build(doc_ids, texts, params)
     retriever.save(path)
     return retriever
+
+
+def bm25_for(
+    dataset: BeirDataset, cache_dir: str | Path | None = None, params: BM25Params | None = None
+) -> BM25Retriever:
+    """BM25 over the whole corpus of a BEIR dataset (cached in ``cache_dir`` when given)."""
+    return cached_bm25(*dataset.corpus_texts(), cache_dir, params)

@@ -4,43 +4,40 @@ exact inner-product search in numpy. The search side imports no torch."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from crossrank.artifact import artifact_sha256, read_manifest, verify_file
-from crossrank.atomic import atomic_directory
-from crossrank.retrieval.base import Hit
-from crossrank.wordpiece import WordPieceTokenizer
+from crossrank.io import atomic_directory
+from crossrank.retrieval.base import CorpusRetriever, Hit
+from crossrank.retrieval.bm25 import texts_fingerprint
+from crossrank.runtime.artifact import Manifest, artifact_sha256, verify_file
+from crossrank.runtime.backends import ort_session
+from crossrank.runtime.wordpiece import WordPieceTokenizer
 
 
 class OnnxEmbedder:
-    """Embeds texts with a bi-encoder artifact written by :func:`crossrank.dense_export.export_bi_encoder`."""
+    """Embeds texts with a bi-encoder artifact (``crossrank export --bi-encoder``)."""
 
     def __init__(self, model_dir: str | Path, batch_size: int = 64, threads: int | None = None):
         self.model_dir = Path(model_dir)
-        self.manifest = read_manifest(self.model_dir)
-        if self.manifest["model"].get("kind") != "bi-encoder":
-            raise ValueError(
-                f"{self.model_dir}: expected a bi-encoder artifact, got {self.manifest['model'].get('kind')!r}"
-            )
+        self.manifest = Manifest.load(self.model_dir)
+        kind = self.manifest.model.get("kind")
+        if kind != "bi-encoder":
+            raise ValueError(f"{self.model_dir}: expected a bi-encoder artifact, got {kind!r}")
         path = verify_file(self.model_dir, self.manifest, "model.onnx")
         verify_file(self.model_dir, self.manifest, "tokenizer.json")
         self.tokenizer = WordPieceTokenizer(self.model_dir / "tokenizer.json")
-        self.max_length = int(self.manifest["max_length"])
+        self.max_length = int(self.manifest.max_length)
         self.batch_size = batch_size
         self.sha256 = artifact_sha256(self.model_dir)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text, in the input order."""
         texts = list(texts)
-        dim = int(self.manifest["model"]["dim"])
+        dim = int(self.manifest.model["dim"])
         out = np.zeros((len(texts), dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
         for start in range(0, len(order), self.batch_size):
@@ -51,17 +48,15 @@ class OnnxEmbedder:
 
 
 def bi_encoder_dir(cache_dir: str | Path, name: str = "minilm-l6", max_length: int = 256) -> Path:
-    """Where the bi-encoder artifact for ``name`` is cached (exported by ``dense_export``)."""
+    """Where the bi-encoder artifact for ``name`` is cached (``crossrank export --bi-encoder``)."""
     return Path(cache_dir) / f"bi-encoder-{name.replace('/', '_')}-{max_length}"
 
 
 def _corpus_key(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
-    from crossrank.retrieval.bm25 import texts_fingerprint
-
     return texts_fingerprint(doc_ids, texts)[:20]
 
 
-class DenseRetriever:
+class DenseRetriever(CorpusRetriever):
     """Maximum-inner-product search over normalised embeddings: exact (numpy) by default, or an
     approximate HNSW index (``usearch``, the ``ann`` extra) for large corpora."""
 
@@ -124,13 +119,7 @@ class DenseRetriever:
             )
         return cls(embedder, doc_ids, embeddings, texts, approximate)
 
-    def retrieve(self, query: str, k: int) -> list[Hit]:
-        return self.retrieve_many([query], k)[0]
-
-    def retrieve_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        if k <= 0:
-            raise ValueError(f"expected k >= 1, got {k}")
-        k = min(k, len(self.doc_ids))
+    def _search(self, queries: list[str], k: int) -> list[list[Hit]]:
         vectors = self.embedder.embed(queries)
         if self.index is not None:
             found = self.index.search(vectors, k)
@@ -172,29 +161,3 @@ def _hnsw(embeddings: np.ndarray):
     index = Index(ndim=embeddings.shape[1], metric="ip", dtype="f32")
     index.add(np.arange(len(embeddings)), np.ascontiguousarray(embeddings, dtype=np.float32))
     return index
-
-
-class HybridRetriever:
-    """Reciprocal rank fusion (k=60) of two first stages, each asked for ``depth`` hits."""
-
-    def __init__(
-        self,
-        retrievers: dict[str, object],
-        weights: dict[str, float] | None = None,
-        k: int = 60,
-        depth: int = 100,
-    ) -> None:
-        self.retrievers = retrievers
-        self.weights = weights or {}
-        self.k = k
-        self.depth = depth
-
-    def retrieve(self, query: str, k: int) -> list[Hit]:
-        from crossrank.fusion import reciprocal_rank_fusion
-
-        lists = {name: r.retrieve(query, max(k, self.depth)) for name, r in self.retrievers.items()}
-        texts = {h.doc_id: h.text for hits in lists.values() for h in hits}
-        fused = reciprocal_rank_fusion(
-            {name: [h.doc_id for h in hits] for name, hits in lists.items()}, self.weights, self.k
-        )
-        return [Hit(doc, score, r, texts.get(doc)) for r, (doc, score) in enumerate(fused[:k])]

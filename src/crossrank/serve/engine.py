@@ -47,7 +47,7 @@ class Engine:
 
     def __init__(
         self,
-        score_pairs: Callable[[Sequence[str], Sequence[str]], np.ndarray],
+        score_pairs: Callable[[Sequence[str], Sequence[str], Sequence[int] | None], np.ndarray],
         model_key: str,
         workers: int = 1,
         max_queue: int = 32,

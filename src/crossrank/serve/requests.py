@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from crossrank.passages import POOLINGS
+from crossrank.runtime.passages import POOLINGS
 from crossrank.serve.errors import ApiError, describe
 
 

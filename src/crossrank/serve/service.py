@@ -9,15 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from crossrank.calibration import calibrate
-from crossrank.passages import (
+from crossrank.pipeline.two_stage import RetrieveThenRerank
+from crossrank.runtime.calibration import calibrate
+from crossrank.runtime.passages import (
     document_budget,
-    per_document,
-    pool,
+    document_units,
+    flatten,
+    pool_units,
     split_passages,
     token_counts,
 )
-from crossrank.runtime import MODEL_FILES, OnnxReranker
+from crossrank.runtime.precision import MODEL_FILES
+from crossrank.runtime.reranker import OnnxReranker
 from crossrank.serve.engine import Engine, QueueFull
 from crossrank.serve.errors import ApiError
 from crossrank.serve.requests import RerankRequest, SearchRequest
@@ -42,7 +45,7 @@ class ServerConfig:
     pooling: str = "first_max"
     max_passages: int = 16
     min_score: float | None = None
-    cache_dir: str = ".cache/crossrank"
+    cache_dir: str | None = None  # None: crossrank.io.cache_dir()
 
 
 @dataclass
@@ -56,23 +59,32 @@ class Scored:
 class Service:
     def __init__(self, config: ServerConfig, metrics) -> None:
         self.config = config
-        self.record = None
+        self.spec = None
+        self.pipeline: RetrieveThenRerank | None = None
         if config.pipeline:
-            from crossrank.pinning import load_pipeline
+            from crossrank.pipeline.pinning import open_pipeline
 
-            self.record = load_pipeline(config.pipeline)
-        model = config.model or (self.record and self.record["reranker"]["path"])
-        if not model:
+            self.spec, self.pipeline = open_pipeline(
+                config.pipeline,
+                config.cache_dir,
+                config.batch_size,
+                threads=config.threads,
+                model=config.model,
+                precision=config.precision if config.model else None,
+            )
+            self.reranker = self.pipeline.reranker
+        elif config.model:
+            self.reranker = OnnxReranker(
+                config.model,
+                precision=config.precision,
+                threads=config.threads,
+                batch_size=config.batch_size,
+            )
+        else:
             raise ValueError("expected --model DIR or --pipeline pipeline.json, got neither")
-        precision = config.precision
-        if self.record and not config.model:
-            precision = self.record["reranker"]["precision"]
-        self.reranker = OnnxReranker(
-            model, precision=precision, threads=config.threads, batch_size=config.batch_size
-        )
         graph = MODEL_FILES[self.reranker.precision]
-        self.model_key = f"{self.reranker.manifest['files'][graph]}:{self.reranker.precision}"
-        self.calibration = self.reranker.manifest.get("calibration")
+        self.model_key = f"{self.reranker.manifest.files[graph]}:{self.reranker.precision}"
+        self.calibration = self.reranker.manifest.calibration
         self.engine = Engine(
             self.reranker.score_pairs,
             self.model_key,
@@ -82,32 +94,20 @@ class Service:
             cache_bytes=int(config.cache_mb * (1 << 20)),
             on_batch=metrics.observe_batch,
         )
-        self.pipeline = self._pipeline() if self.record else None
-
-    def _pipeline(self):
-        from crossrank.eval_cli import build_retriever
-        from crossrank.pinning import check_index
-        from crossrank.retrieval.bm25 import BM25Params
-
-        params = self.record["retriever"].get("params") or None
-        retriever = build_retriever(
-            self.record["retriever"]["kind"],
-            self.record["data"],
-            self.config.cache_dir,
-            BM25Params(**params) if params else None,
-        )
-        check_index(self.record, retriever, self.config.pipeline)
-        return retriever
 
     def _units(self, req: RerankRequest, passages: bool) -> list[list[str]]:
         """The texts to score for each document: itself, or its passages."""
         tok, window = self.reranker.tokenizer, self.reranker.max_length
-        budget = document_budget(tok, req.query, window)
         if passages:
-            return [
-                split_passages(tok, d, budget, self.config.max_passages, req.max_tokens_per_doc)
-                for d in req.documents
-            ]
+            return document_units(
+                tok,
+                req.query,
+                req.documents,
+                window,
+                self.config.max_passages,
+                req.max_tokens_per_doc,
+            )
+        budget = document_budget(tok, req.query, window)
         if req.max_tokens_per_doc is not None and req.max_tokens_per_doc < budget:
             return [split_passages(tok, d, req.max_tokens_per_doc, 1) for d in req.documents]
         if not req.truncate:
@@ -137,9 +137,8 @@ class Service:
         passages = self.config.passages if req.passages is None else req.passages
         pooling = req.pooling or self.config.pooling
         units = await asyncio.to_thread(self._units, req, passages)
-        flat = [t for u in units for t in u]
-        scores = await self._scores(req.query, flat)
-        raw = np.array([pool(s, pooling) for s in per_document(scores, units)], np.float64)
+        scores = await self._scores(req.query, flatten(units))
+        raw = pool_units(scores, units, pooling)
         return Scored(raw, calibrate(raw, self.calibration), [len(u) for u in units], passages)
 
     def low_confidence(self, scored: Scored, threshold: float | None) -> bool | None:
@@ -151,17 +150,14 @@ class Service:
     async def search(self, req: SearchRequest) -> dict:
         if self.pipeline is None:
             raise ApiError(404, "expected a server started with --pipeline for /search, got none")
-        top_n = req.top_n or self.record["top_n"]
+        top_n = req.top_n or self.pipeline.top_n
         t0 = time.perf_counter()
-        hits = await asyncio.to_thread(self.pipeline.retrieve, req.query, top_n)
+        hits = await asyncio.to_thread(self.pipeline.retriever.retrieve, req.query, top_n)
         t1 = time.perf_counter()
         texts = [h.text for h in hits]  # every crossrank retriever keeps its texts
         scores = await self._scores(req.query, texts) if hits else np.zeros(0)
-        fusion = self.reranker.manifest.get("fusion")
-        if self.record.get("fusion") == "auto" and fusion and len(hits):
-            from crossrank.fusion import interpolate
-
-            scores = interpolate(scores, np.array([h.score for h in hits]), fusion["weight"])
+        if self.pipeline.fusion is not None and len(hits):
+            scores = self.pipeline.fusion.apply(scores, np.array([h.score for h in hits]))
         t2 = time.perf_counter()
         order = np.argsort(-np.asarray(scores), kind="stable")[: req.top_k]
         return {

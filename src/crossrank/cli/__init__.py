@@ -1,0 +1,1 @@
+"""The ``crossrank`` command: one module per subcommand, shared options in ``common``."""

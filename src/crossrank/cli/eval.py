@@ -1,0 +1,126 @@
+"""``crossrank eval``: first-stage and reranked quality on a BEIR split, or a pinned pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from crossrank.cli.common import add_first_stage, add_pooling, add_precision, prepare_first_stage
+from crossrank.eval.evaluate import evaluate
+from crossrank.eval.report import print_report
+from crossrank.io import write_text_atomic
+from crossrank.pipeline.fusion import Fusion
+from crossrank.pipeline.stages import artifact_fusion, build_reranker, build_retriever
+from crossrank.pipeline.two_stage import Scorer
+from crossrank.retrieval.base import Retriever
+
+
+def add_stage_options(p: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """What ``eval`` and ``sweep`` share: the first stage, the reranker and its options."""
+    add_first_stage(p, data_required=sweep)
+    p.add_argument("--split", default="dev" if sweep else "test")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--model", required=sweep, help="reranker artifact directory")
+    add_precision(p, default="fp32")
+    p.add_argument(
+        "--fusion",
+        choices=["auto", "off"],
+        default="off",
+        help="auto: add the first-stage score with the weight `crossrank fuse` fitted on dev "
+        "and stored in the artifact (the report's model field says so); off: the reranker alone",
+    )
+    p.add_argument(
+        "--passages",
+        action="store_true",
+        help="score whole documents: overlapping passages that fit the window, pooled",
+    )
+    add_pooling(p)
+    p.add_argument("--max-queries", type=int)
+
+
+def load_stages(args: argparse.Namespace) -> tuple[Retriever, Scorer | None, Fusion | None]:
+    """(first stage, reranker or None, fusion or None) as the command line names them."""
+    prepare_first_stage(args.retriever, args.cache_dir)
+    retriever = build_retriever(
+        args.retriever, args.data, args.cache_dir, approximate=args.approximate
+    )
+    if not args.model:
+        return retriever, None, None
+    reranker = build_reranker(
+        args.model, args.precision, args.batch_size, args.passages, args.pooling
+    )
+    fusion = artifact_fusion(reranker, args.retriever) if args.fusion == "auto" else None
+    return retriever, reranker, fusion
+
+
+def describe_model(model: str | None, pooling: str | None, fusion: Fusion | None) -> str | None:
+    """The report's ``model`` field: the artifact, and how its scores were used."""
+    if model is None:
+        return None
+    if pooling is not None:
+        model = f"{model} (passages, {pooling}-pooled)"
+    if fusion is not None:
+        model = f"{model} (fused with {fusion.first_stage}, weight {fusion.weight})"
+    return model
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    if args.pipeline:
+        return run_pinned(args)
+    if not args.data:
+        raise ValueError("expected --data DIR (or --pipeline pipeline.json)")
+    retriever, reranker, fusion = load_stages(args)
+    report = evaluate(
+        args.data,
+        args.split,
+        retriever,
+        args.retriever,
+        args.top_n,
+        reranker,
+        model=describe_model(
+            str(args.model) if args.model else None,
+            args.pooling if args.passages else None,
+            fusion,
+        ),
+        precision=args.precision,
+        max_queries=args.max_queries,
+        fusion=fusion,
+    )
+    return finish(report, args.output)
+
+
+def run_pinned(args: argparse.Namespace) -> int:
+    """Evaluate exactly the pinned pipeline; refuse when any pinned artifact changed."""
+    from crossrank.pipeline.pinning import PipelineSpec, open_pipeline
+
+    prepare_first_stage(PipelineSpec.load(args.pipeline).retriever.kind, args.cache_dir)
+    spec, pipe = open_pipeline(args.pipeline, args.cache_dir, args.batch_size)
+    report = evaluate(
+        spec.data,
+        args.split,
+        pipe.retriever,
+        spec.retriever.kind,
+        pipe.top_n,
+        pipe.reranker,
+        model=describe_model(spec.reranker.path, None, pipe.fusion),
+        precision=spec.reranker.precision,
+        max_queries=args.max_queries,
+        fusion=pipe.fusion,
+    )
+    return finish(report, args.output)
+
+
+def finish(report: dict, output: str | None) -> int:
+    print_report(report)
+    if output:
+        write_text_atomic(output, json.dumps(report, indent=2))
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="first-stage and reranked quality on a BEIR split")
+    add_stage_options(p)
+    p.add_argument("--top-n", type=int, default=100)
+    p.add_argument("--pipeline", help="reproduce a pinned pipeline.json (refuses on drift)")
+    p.add_argument("--output", help="JSON report")
+    p.set_defaults(func=run_eval)

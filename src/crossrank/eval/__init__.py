@@ -1,0 +1,1 @@
+"""Evaluation: IR metrics, runs over a split, the candidate-budget sweep, reports."""

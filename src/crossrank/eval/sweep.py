@@ -1,0 +1,114 @@
+"""``crossrank sweep``: quality and latency of reranking against the candidate budget N."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from crossrank.data.beir import load_beir
+from crossrank.eval.evaluate import latency, select_queries
+from crossrank.eval.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
+from crossrank.eval.report import plot_sweep
+from crossrank.io import atomic_file, write_text_atomic
+from crossrank.pipeline.fusion import Fusion
+from crossrank.pipeline.two_stage import Scorer, rerank_scores
+from crossrank.retrieval.base import Retriever
+
+KNEE_TOLERANCE = 0.005
+FIELDS = [
+    "n",
+    "ndcg@10",
+    "recall@1",
+    "mrr@10",
+    "ceiling_recall@n",
+    "rerank_p50_ms",
+    "rerank_p95_ms",
+    "forward_passes",
+]
+
+
+def knee(rows: Sequence[dict], tolerance: float = KNEE_TOLERANCE) -> int:
+    """The smallest N whose nDCG@10 is within ``tolerance`` of the best."""
+    best = max(r["ndcg@10"] for r in rows)
+    return min(r["n"] for r in rows if r["ndcg@10"] >= best - tolerance)
+
+
+def sweep(
+    data: str | Path,
+    split: str,
+    retriever: Retriever,
+    reranker: Scorer,
+    ns: Sequence[int],
+    max_queries: int | None = None,
+    progress: bool = True,
+    fusion: Fusion | None = None,
+) -> dict:
+    """For each N: rerank the first stage's top N of every query and measure it."""
+    from rich.progress import track
+
+    ns = sorted(set(ns))
+    if not ns or ns[0] < 1:
+        raise ValueError(f"expected candidate budgets >= 1, got {list(ns)}")
+    dataset = load_beir(data, split)
+    qids, skipped = select_queries(dataset, max_queries)
+    per_n: dict[int, dict[str, list[float]]] = {n: {} for n in ns}
+    iterator = track(qids, description="sweep", transient=True) if progress else qids
+    for qid in iterator:
+        query, judged = dataset.queries[qid], dataset.qrels[qid]
+        hits = retriever.retrieve(query, ns[-1])
+        texts = [h.text if h.text is not None else dataset.doc_text(h.doc_id) for h in hits]
+        for n in ns:
+            t0 = time.perf_counter()
+            scores = rerank_scores(reranker, query, hits[:n], texts[:n], fusion)
+            elapsed = (time.perf_counter() - t0) * 1e3
+            order = sorted(range(len(scores)), key=lambda i: -scores[i])
+            ranked = [hits[i].doc_id for i in order]
+            m = per_n[n]
+            for name, value in (
+                ("ndcg@10", ndcg_at_k(ranked, judged, 10)),
+                ("recall@1", recall_at_k(ranked, judged, 1)),
+                ("mrr@10", mrr_at_k(ranked, judged, 10)),
+                ("ceiling_recall@n", recall_at_k([h.doc_id for h in hits], judged, n)),
+                ("latency", elapsed),
+                ("forward_passes", float(min(n, len(hits)))),
+            ):
+                m.setdefault(name, []).append(value)
+    rows = []
+    for n in ns:
+        m = per_n[n]
+        lat = latency(m["latency"])
+        rows.append(
+            {
+                "n": n,
+                **{k: mean(m[k]) for k in ("ndcg@10", "recall@1", "mrr@10", "ceiling_recall@n")},
+                "rerank_p50_ms": lat["p50"],
+                "rerank_p95_ms": lat["p95"],
+                "forward_passes": mean(m["forward_passes"]),
+            }
+        )
+    return {
+        "dataset": Path(data).name,
+        "split": split,
+        "queries": len(qids),
+        "skipped_queries": skipped,
+        "rows": rows,
+        "knee": knee(rows),
+        "knee_tolerance": KNEE_TOLERANCE,
+    }
+
+
+def write_sweep(result: dict, output: str | Path, title: str = "") -> list[Path]:
+    """``sweep.json``, ``sweep.csv`` and ``sweep.png`` in ``output``."""
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "sweep.json", json.dumps(result, indent=2))
+    with atomic_file(out / "sweep.csv", "w") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        for row in result["rows"]:
+            writer.writerow({k: row[k] for k in FIELDS})
+    plot_sweep(result, out / "sweep.png", title)
+    return [out / "sweep.json", out / "sweep.csv", out / "sweep.png"]

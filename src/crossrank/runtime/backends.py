@@ -1,0 +1,107 @@
+"""Inference backends that run an artifact's ONNX graph: onnxruntime, and optionally OpenVINO.
+
+onnxruntime (the default install) runs fp32 and dynamic-int8 graphs. OpenVINO
+(``pip install 'crossrank[openvino]'``) reads the same fp32 ``model.onnx`` and, on CPUs with
+AVX512-BF16 or AMX, computes in bfloat16: the fastest path measured on our machines
+(benchmarks/rerank_speed.py). Neither imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+OUTPUT = "scores"
+
+
+class Backend(Protocol):
+    """Runs the graph on one padded batch and returns its ``scores`` output."""
+
+    # What measured fastest (benchmarks/rerank_speed.py): a fixed number of pairs per call,
+    # or, when that is None, as many pairs as fit a budget of padded tokens.
+    batch_size: int | None
+    batch_tokens: int | None
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+def default_threads() -> int:
+    """Cores this process may use (its affinity mask, not the whole machine)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def ort_session(path: str | Path, threads: int | None = None):
+    """The one onnxruntime CPU session set-up of the project (reranker, bi-encoder, export
+    checks): all the cores this process may use, sequential execution, every graph fusion."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Fuses the exported eager attention, LayerNorm and GELU into onnxruntime's kernels.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxRuntimeBackend:
+    """An onnxruntime CPU session; ``run`` is safe to call from several threads at once."""
+
+    batch_size = None
+    batch_tokens = 512
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.session = ort_session(path, threads)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([OUTPUT], feeds)[0]
+
+
+class OpenVinoBackend:
+    """An OpenVINO CPU model compiled for bfloat16 (fp32 on CPUs without it); one infer
+    request per thread."""
+
+    batch_size = 8
+    batch_tokens = None
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise ImportError(
+                "precision 'bf16' runs on OpenVINO, which is not installed: "
+                "pip install 'crossrank[openvino]' (or use precision 'int8' or 'fp32')"
+            ) from None
+        core = ov.Core()
+        hint = "bf16"
+        if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            warnings.warn(
+                "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX); OpenVINO runs "
+                "in fp32, slower than onnxruntime's int8",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            hint = "f32"
+        config = {
+            "INFERENCE_PRECISION_HINT": hint,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads or default_threads(),
+        }
+        self.compiled = core.compile_model(str(path), "CPU", config)
+        self.precision = "bf16" if hint == "bf16" else "fp32"
+        self._output = self.compiled.output(OUTPUT)
+        self._local = threading.local()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return np.array(request.infer(feeds)[self._output], dtype=np.float32)

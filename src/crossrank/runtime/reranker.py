@@ -1,0 +1,195 @@
+"""``OnnxReranker``: batched cross-encoder inference with onnxruntime and numpy (no torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossrank.runtime.artifact import ArtifactError, Manifest, artifact_sha256, verify_file
+from crossrank.runtime.backends import Backend, OnnxRuntimeBackend, OpenVinoBackend
+from crossrank.runtime.precision import MODEL_FILES, Precision, resolve_precision
+from crossrank.runtime.tokenization import check_texts
+from crossrank.runtime.tokenizers import tokenizer_from_config
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A reranked candidate: its position in the caller's list, its id and its score."""
+
+    index: int
+    id: str
+    score: float
+
+
+def _candidate(c: Any, i: int) -> tuple[str, str]:
+    """(id, text) of a candidate: a str, a ``{"id"?, "text"}`` mapping or an object with ``text``."""
+    if isinstance(c, str):
+        return str(i), c
+    if isinstance(c, dict):
+        text = c.get("text")
+        doc_id = c.get("id", c.get("_id", i))
+    else:
+        text = getattr(c, "text", None)
+        doc_id = getattr(c, "id", getattr(c, "doc_id", i))
+    if not isinstance(text, str):
+        raise TypeError(
+            f"candidate {i}: expected a str or an item with a 'text' str, got "
+            f"{type(c).__name__} with text {type(text).__name__}"
+        )
+    return str(doc_id), text
+
+
+def plan_batches(
+    chars: Sequence[int],
+    groups: Sequence[int] | None,
+    batch_size: int | None,
+    batch_tokens: int | None,
+    max_length: int,
+) -> list[np.ndarray]:
+    """Pair indices per inference call: sorted by (group, length) so that little padding is
+    computed; a call never mixes groups and holds ``batch_size`` pairs or, without one, as
+    many as fit ``batch_tokens`` padded tokens (estimated at 4 characters per token)."""
+    groups = [0] * len(chars) if groups is None else list(groups)
+    if len(groups) != len(chars):
+        raise ValueError(f"expected one group per pair ({len(chars)}), got {len(groups)}")
+    order = sorted(range(len(chars)), key=lambda i: (groups[i], chars[i]))
+    batches: list[list[int]] = []
+    for i in order:
+        tokens = min(max_length, chars[i] // 4 + 3)  # the batch's widest so far: sorted
+        batch = batches[-1] if batches else None
+        fits = batch is not None and groups[batch[0]] == groups[i]
+        if fits and batch_size is not None:
+            fits = len(batch) < batch_size
+        elif fits:
+            fits = (len(batch) + 1) * tokens <= (batch_tokens or 0)
+        if fits:
+            batch.append(i)
+        else:
+            batches.append([i])
+    return [np.asarray(b, dtype=np.int64) for b in batches]
+
+
+class OnnxReranker:
+    """Loads a crossrank artifact directory and scores (query, document) pairs.
+
+    Args:
+        model_dir: an artifact written by ``scripts/export.py``.
+        precision: ``"fp32"``; ``"int8"`` (needs ``model.int8.onnx``); ``"bf16"`` (OpenVINO,
+            an optional install); ``"auto"``: int8 when the artifact has it, else fp32.
+        threads: intra-op threads (default: the cores this process may use).
+        batch_size: pairs per inference call, formed by length so that little padding is
+            computed. Default: the backend's measured best; onnxruntime fills calls up to
+            512 padded tokens (4 pairs at 128 tokens, 1 at 512), OpenVINO takes 8 pairs.
+        verify: check every file against the sha256 in ``crossrank.json`` before loading.
+        max_length: a narrower window than the artifact's (tokens per pair), e.g. to trade
+            quality for speed; default the artifact's ``max_length``.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        precision: Precision = "fp32",
+        threads: int | None = None,
+        batch_size: int | None = None,
+        verify: bool = True,
+        max_length: int | None = None,
+    ) -> None:
+        precision = resolve_precision(model_dir, precision)
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"expected batch_size >= 1 or None, got {batch_size}")
+        self.model_dir = Path(model_dir)
+        self.manifest = Manifest.load(self.model_dir)
+        name = MODEL_FILES[precision]
+        if verify:
+            for file in self.manifest.files:
+                if file.endswith(".onnx") and file != name:
+                    continue
+                verify_file(self.model_dir, self.manifest, file)
+        model_path = self.model_dir / name
+        if not model_path.is_file():
+            raise ArtifactError(f"{model_path}: missing (export with --int8 for int8)")
+        self.precision = precision
+        try:
+            self.max_length = int(self.manifest.max_length)
+            self.tokenizer = tokenizer_from_config(self.manifest.tokenizer, self.model_dir)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(
+                f"{self.model_dir / 'crossrank.json'}: expected 'max_length' and a valid "
+                f"'tokenizer' entry ({exc!r})"
+            ) from None
+        if max_length is not None:
+            if not 8 <= max_length <= self.max_length:
+                raise ValueError(
+                    f"expected max_length between 8 and the artifact's {self.max_length}, "
+                    f"got {max_length}"
+                )
+            self.max_length = max_length
+        try:
+            self.backend: Backend = (
+                OpenVinoBackend(model_path, threads)
+                if precision == "bf16"
+                else OnnxRuntimeBackend(model_path, threads)
+            )
+        except ImportError:  # a missing optional install: its own message says which
+            raise
+        except Exception as exc:
+            raise ArtifactError(f"{model_path}: could not load it ({exc})") from exc
+        self.batch_size = batch_size or self.backend.batch_size
+        self.batch_tokens = None if batch_size else self.backend.batch_tokens
+        self.sha256 = artifact_sha256(self.model_dir)
+
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        """Relevance logits (float32), one per document, in the documents' order."""
+        if isinstance(documents, str):
+            raise TypeError("expected a sequence of documents, got a single str")
+        documents = list(documents)
+        if not documents:
+            return np.zeros(0, dtype=np.float32)
+        return self.score_pairs([query] * len(documents), documents)
+
+    def score_pairs(
+        self,
+        queries: Sequence[str],
+        documents: Sequence[str],
+        groups: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Scores for arbitrary (query, document) pairs, batched by length.
+
+        ``groups`` (one label per pair) keeps pairs with different labels out of the same
+        inference call: each group is batched exactly as if it were scored alone, so its
+        scores do not depend on the other groups (int8 quantizes a call's activations
+        together). The server passes one group per request when it merges requests.
+        """
+        check_texts(queries, documents)  # before sorting, so an error names the caller's index
+        scores = np.zeros(len(documents), dtype=np.float32)
+        for idx in plan_batches(
+            [len(q) + len(d) for q, d in zip(queries, documents, strict=True)],
+            groups,
+            self.batch_size,
+            self.batch_tokens,
+            self.max_length,
+        ):
+            enc = self.tokenizer.encode_pairs(
+                [queries[i] for i in idx], [documents[i] for i in idx], self.max_length
+            )
+            scores[idx] = self.backend.run(enc.as_dict())
+        return scores
+
+    def rerank(
+        self, query: str, candidates: Sequence[Any], top_k: int | None = None
+    ) -> list[Ranked]:
+        """The ``top_k`` best candidates, sorted by descending score (ties keep input order).
+
+        Candidates are strings, ``{"id", "text"}`` mappings or objects with ``text``; the
+        caller's list is not modified.
+        """
+        if top_k is not None and top_k < 0:
+            raise ValueError(f"expected top_k >= 0 or None, got {top_k}")
+        items = [_candidate(c, i) for i, c in enumerate(candidates)]
+        scores = self.score(query, [text for _, text in items])
+        order = np.argsort(-scores, kind="stable")[: top_k if top_k is not None else len(items)]
+        return [Ranked(int(i), items[i][0], float(scores[i])) for i in order]

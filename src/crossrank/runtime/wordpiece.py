@@ -1,0 +1,168 @@
+"""WordPiece (BERT) pair tokenizer over a Hugging Face ``tokenizer.json``, read with ``tokenizers``.
+
+Reranking reads at most ``max_length`` tokens of each document, but tokenizing a whole
+abstract costs far more than the window: most of the tokenizer's time went to text that was
+then thrown away. Documents are therefore cut at a whitespace boundary a little past what
+the window can hold and re-read in full only when that cut turns out too short, which gives
+exactly the tokens of the full text (see :func:`clip_at_whitespace`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from crossrank.runtime.tokenization import Encoded, check_texts, pack_pairs
+
+# Characters read per token of budget before the exact fallback: English WordPiece averages
+# 4-5 characters per token, so 6 covers nearly every document in one pass.
+CHARS_PER_TOKEN = 6
+# Pre-tokenizers that split on every whitespace character, for which a cut there is exact.
+_WHITESPACE_SPLITTING = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
+# ASCII control characters that BERT's normalizer deletes (tab, newline, return are spaces).
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clip_at_whitespace(text: str, limit: int) -> str:
+    """``text`` cut before the last space, tab or newline within its first ``limit`` chars.
+
+    With a normalizer that works character by character and a pre-tokenizer that splits on
+    whitespace, the tokens of the clipped text are a prefix of the full text's tokens. A text
+    with no whitespace in that span is returned whole.
+    """
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit), text.rfind("\t", 0, limit))
+    return text[:cut] if cut > 0 else text
+
+
+class WordPieceTokenizer:
+    """A Hugging Face ``tokenizer.json`` (WordPiece/BERT) read with the ``tokenizers`` library.
+
+    Queries and documents are encoded without special tokens and packed by
+    :func:`~crossrank.runtime.tokenization.pack_pairs`, so the truncation rule is the same as the
+    hashing tokenizer's. The file's own truncation and padding settings are switched off.
+    """
+
+    kind = "wordpiece"
+
+    def __init__(self, path: str | Path) -> None:
+        from tokenizers import Tokenizer
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"expected a tokenizer.json at {path}, found none")
+        try:
+            self._tok = Tokenizer.from_file(str(path))
+        except Exception as exc:
+            raise ValueError(f"{path}: not a readable tokenizer.json ({exc})") from exc
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        self.path = path
+        self.vocab_size = self._tok.get_vocab_size()
+        self.cls_id = self._special("[CLS]")
+        self.sep_id = self._special("[SEP]")
+        self.pad_id = self._special("[PAD]")
+        self._exact_clip = type(self._tok.pre_tokenizer).__name__ in _WHITESPACE_SPLITTING
+        self._ascii = self._ascii_tokenizer()
+
+    def _ascii_tokenizer(self):
+        """A copy whose normalizer is plain lowercasing, or None when that is not exact.
+
+        On printable ASCII, BERT's normalizer (clean text, CJK spacing, accent stripping,
+        lowercase) reduces to lowercasing, and skipping its Unicode decomposition saves about
+        a third of the tokenizer's time on English text.
+        """
+        import json
+
+        from tokenizers import Tokenizer, normalizers
+
+        serialized = self._tok.to_str()
+        spec = json.loads(serialized).get("normalizer") or {}
+        if spec.get("type") != "BertNormalizer" or not spec.get("lowercase", False):
+            return None
+        fast = Tokenizer.from_str(serialized)
+        fast.normalizer = normalizers.Lowercase()
+        return fast
+
+    def _special(self, token: str) -> int:
+        token_id = self._tok.token_to_id(token)
+        if token_id is None:
+            raise ValueError(f"{self.path}: expected a {token} token in the vocabulary")
+        return token_id
+
+    def token_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        """Token ids of each text, exact in at least their first ``max_tokens`` tokens."""
+        if not self._exact_clip:  # unknown pre-tokenizer: read a generous fixed span
+            limit = max_tokens * 2 * CHARS_PER_TOKEN
+            return [e.ids for e in self._encode([t[:limit] for t in texts])]
+        limit = int(max_tokens * CHARS_PER_TOKEN)
+        clipped = [clip_at_whitespace(t, limit) for t in texts]
+        ids = [e.ids for e in self._encode(clipped)]
+        redo = [
+            i
+            for i, (t, c) in enumerate(zip(texts, clipped, strict=True))
+            if len(c) < len(t) and len(ids[i]) < max_tokens
+        ]
+        for i, e in zip(redo, self._encode([texts[i] for i in redo]), strict=True):
+            ids[i] = e.ids
+        return ids
+
+    def _encode(self, texts: list[str]) -> list:
+        if self._ascii is None:
+            return self._tok.encode_batch_fast(texts, add_special_tokens=False) if texts else []
+        plain = [t.isascii() and not _ASCII_CONTROL.search(t) for t in texts]
+        out: list = [None] * len(texts)
+        for tokenizer, want in ((self._ascii, True), (self._tok, False)):
+            idx = [i for i, p in enumerate(plain) if p is want]
+            if idx:
+                encoded = tokenizer.encode_batch_fast(
+                    [texts[i] for i in idx], add_special_tokens=False
+                )
+                for i, e in zip(idx, encoded, strict=True):
+                    out[i] = e
+        return out
+
+    def encode_pairs(
+        self, queries: Sequence[str], documents: Sequence[str], max_length: int
+    ) -> Encoded:
+        check_texts(queries, documents)
+        unique = list(dict.fromkeys(queries))  # a reranking call repeats one query N times
+        by_query = dict(zip(unique, self.token_ids(unique, max_length), strict=True))
+        return pack_pairs(
+            [by_query[q] for q in queries],
+            self.token_ids(documents, max_length),
+            max_length,
+            self.cls_id,
+            self.sep_id,
+            self.pad_id,
+        )
+
+    def encode_texts(self, texts: Sequence[str], max_length: int) -> Encoded:
+        """Single texts as ``[CLS] text [SEP]`` (type ids 0), for bi-encoders."""
+        if isinstance(texts, str):
+            raise TypeError("expected a sequence of texts, got a str")
+        rows = [
+            [self.cls_id, *ids[: max_length - 2], self.sep_id]
+            for ids in self.token_ids(list(texts), max_length)
+        ]
+        width = max((len(r) for r in rows), default=0)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return Encoded(ids, mask, np.zeros_like(ids))
+
+    @property
+    def files(self) -> list[Path]:
+        """Files an exported artifact must carry."""
+        return [self.path]
+
+    def config(self) -> dict:
+        return {"kind": self.kind, "file": "tokenizer.json"}

@@ -1,0 +1,1 @@
+"""Training: the cross-encoder model, losses, the LightningModule, data module and callbacks."""

@@ -1,0 +1,144 @@
+"""``TriplesDataModule``: groups of (query, positive, negatives) for training, ranked lists for eval."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from crossrank.data.examples import (
+    LabeledSet,
+    check_no_leakage,
+    drop_leaking_queries,
+    holdout_split,
+    merge_sets,
+    read_labeled,
+)
+from crossrank.io import DEFAULT_CACHE
+from crossrank.train.datasets import (
+    EpochShuffle,
+    EvalCandidates,
+    GroupDataset,
+    NegativeSource,
+    PairBatch,
+    PositiveSource,
+    RankingDataset,
+    collate_groups,
+    collate_pairs,
+)
+from crossrank.train.negatives import mine_candidates
+
+__all__ = ["GroupDataset", "PairBatch", "RankingDataset", "TriplesDataModule"]
+
+
+class TriplesDataModule(L.LightningDataModule):
+    """Serves labeled triples from a BEIR folder, a JSONL file, or ``"fixture"``.
+
+    Args:
+        data: BEIR folder, JSONL of labeled examples, or ``"fixture"`` (the packaged corpus).
+        eval_data: where the eval queries come from; defaults to ``data``.
+        train_split / eval_split: qrels splits for BEIR folders.
+        n_negatives: negatives per positive in each training group.
+        repeats: groups drawn per positive in each epoch (each with fresh negatives).
+        negatives: draw unjudged negatives from the ``"random"`` corpus, or from BM25's
+            ``"candidates"`` at ranks ``negative_ranks`` (hard negatives; judged ones skipped).
+        positives: train on ``"all"`` judged positives, or only those in BM25's top
+            ``negative_ranks[1]`` (``"candidates"``).
+        drop_leaking: drop train queries whose text is also an eval query instead of refusing.
+        also_train: more training data, as ``PATH`` or ``PATH:SPLIT`` (BEIR folder or JSONL).
+        holdout: evaluate on this fraction of the training queries (split by query id hash),
+            for datasets with no dev split; ``eval_data`` is then unused.
+        eval_candidates: rerank ``"all"`` documents, the ``"judged"`` ones, or BM25's top
+            ``eval_depth`` ``"candidates"`` of each eval query (the real reranking task).
+        cache_dir: where BM25 indexes and mined candidate lists are cached.
+        max_eval_queries: evaluate the first N eval queries only (a fixed subset).
+    """
+
+    def __init__(
+        self,
+        data: str = "fixture",
+        eval_data: str | None = None,
+        train_split: str = "train",
+        eval_split: str = "eval",
+        n_negatives: int = 7,
+        repeats: int = 1,
+        negatives: NegativeSource = "random",
+        negative_ranks: tuple[int, int] = (10, 100),
+        positives: PositiveSource = "all",
+        drop_leaking: bool = False,
+        also_train: list[str] | None = None,
+        holdout: float = 0.0,
+        eval_candidates: EvalCandidates = "all",
+        eval_depth: int = 100,
+        max_eval_queries: int | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 13,
+        cache_dir: str | None = str(DEFAULT_CACHE),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.train_set: LabeledSet | None = None
+        self.eval_set: LabeledSet | None = None
+        self._train_ds: GroupDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        hp = self.hparams
+        if hp.n_negatives < 1:
+            raise ValueError(f"expected n_negatives >= 1, got {hp.n_negatives}")
+        parts = [read_labeled(hp.data, hp.train_split)]
+        for entry in hp.also_train or []:
+            path, _, split = entry.rpartition(":") if ":" in entry else (entry, "", "train")
+            parts.append(read_labeled(path, split or "train"))
+        self.train_set = merge_sets(parts)
+        if hp.holdout:
+            self.train_set, self.eval_set = holdout_split(self.train_set, hp.holdout)
+        else:
+            self.eval_set = read_labeled(hp.eval_data or hp.data, hp.eval_split)
+        if hp.max_eval_queries is not None:
+            self.eval_set.queries = self.eval_set.queries[: hp.max_eval_queries]
+        if hp.drop_leaking:
+            drop_leaking_queries(self.train_set, self.eval_set)
+        check_no_leakage(self.train_set, self.eval_set)
+        lo, hi = hp.negative_ranks
+        if not 0 <= lo < hi:
+            raise ValueError(
+                f"expected negative_ranks (lo, hi) with 0 <= lo < hi, got {hp.negative_ranks}"
+            )
+        if hp.negatives == "candidates" or hp.positives == "candidates":
+            mine_candidates(self.train_set, hi, hp.cache_dir)
+        if hp.eval_candidates == "candidates":
+            mine_candidates(self.eval_set, hp.eval_depth, hp.cache_dir)
+        self._train_ds = GroupDataset(
+            self.train_set,
+            hp.n_negatives,
+            hp.negatives,
+            hp.seed,
+            hp.repeats,
+            (lo, hi),
+            hp.positives,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Redraw negatives for ``epoch`` (called by the LightningModule at each epoch start)."""
+        if self._train_ds is not None:
+            self._train_ds.epoch = epoch
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self._train_ds,
+            batch_size=self.hparams.batch_size,
+            sampler=EpochShuffle(len(self._train_ds), self.hparams.seed),
+            collate_fn=collate_groups,
+            num_workers=self.hparams.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            RankingDataset(self.eval_set, self.hparams.eval_candidates),
+            batch_size=self.hparams.eval_batch_size,
+            collate_fn=collate_pairs,
+            num_workers=self.hparams.num_workers,
+        )

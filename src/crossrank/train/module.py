@@ -1,0 +1,142 @@
+"""``CrossEncoderModule``: the cross-encoder, its loss, and retrieval metrics in Lightning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torchmetrics import MetricCollection
+from torchmetrics.retrieval import RetrievalMRR, RetrievalNormalizedDCG, RetrievalRecall
+
+from crossrank.io import atomic_file
+from crossrank.train.datamodule import PairBatch
+from crossrank.train.losses import LossName, answer_bce, get_loss
+from crossrank.train.model import CrossEncoder, CrossEncoderConfig
+
+MONITOR = "val_ndcg@10"
+
+
+class CrossEncoderModule(L.LightningModule):
+    """Trains a :class:`CrossEncoder` built from ``encoder`` with a pointwise, pairwise or
+    listwise loss; validation reranks each eval query's candidates and logs nDCG@10, MRR and
+    Recall@10.
+
+    Args:
+        encoder: the model's shape (also fixes its tokenizer).
+        loss: ``pointwise`` (BCE on graded labels), ``pairwise`` (RankNet), ``margin`` (hinge)
+            or ``listwise`` (softmax cross-entropy over each group).
+        lr: learning rate of the encoder; ``head_lr`` that of the fresh head (default ``lr``).
+        warmup: fraction of steps with a linear warm-up; the rate then decays linearly to 0.
+        answer_weight: weight of the answer head's BCE (label >= 2) when the model has one.
+        seed: base of the per-batch seeds, so a resumed run redraws the same dropout masks.
+    """
+
+    def __init__(
+        self,
+        encoder: CrossEncoderConfig | None = None,
+        loss: LossName = "listwise",
+        lr: float = 1e-3,
+        head_lr: float | None = None,
+        weight_decay: float = 0.01,
+        warmup: float = 0.1,
+        answer_weight: float = 0.5,
+        seed: int = 13,
+    ) -> None:
+        super().__init__()
+        if isinstance(encoder, dict):  # hparams saved by LightningCLI hold the config as a dict
+            encoder = CrossEncoderConfig(**encoder)
+        encoder = encoder if encoder is not None else CrossEncoderConfig()
+        self.save_hyperparameters()  # reads the locals, so the default encoder is recorded too
+        self.model = CrossEncoder(encoder)
+        self.tokenizer = encoder.tokenizer()
+        self.max_length = encoder.max_length
+        self.loss_fn = get_loss(loss)
+        # nDCG reads the grades; MRR and recall need binary relevance (grade > 0).
+        self.val_graded = MetricCollection(
+            {"ndcg@10": RetrievalNormalizedDCG(top_k=10)}, prefix="val_"
+        )
+        self.val_binary = MetricCollection(
+            {"mrr": RetrievalMRR(), "recall@10": RetrievalRecall(top_k=10)}, prefix="val_"
+        )
+        # The same candidates in first-stage order: what reranking has to beat.
+        self.val_first_stage = RetrievalNormalizedDCG(top_k=10)
+
+    def encode(self, queries: list[str], documents: list[str]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer.encode_pairs(queries, documents, self.max_length)
+        return {k: torch.from_numpy(v).to(self.device) for k, v in enc.as_dict().items()}
+
+    def forward(self, queries: list[str], documents: list[str]) -> torch.Tensor:
+        """Relevance logits for (query, document) pairs."""
+        return self.model(**self.encode(queries, documents))
+
+    def on_train_batch_start(self, batch: PairBatch, batch_idx: int) -> None:
+        # Dropout masks depend only on (seed, epoch, batch): a resumed run repeats them exactly.
+        torch.manual_seed(self.hparams.seed * 1_000_003 + self.current_epoch * 100_003 + batch_idx)
+
+    def on_train_epoch_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "set_epoch"):
+            datamodule.set_epoch(self.current_epoch)
+
+    def training_step(self, batch: PairBatch, batch_idx: int) -> torch.Tensor:
+        scores, answer = self.model.forward_with_answer(
+            **self.encode(batch.queries, batch.documents)
+        )
+        labels = batch.labels.to(self.device)
+        loss = self.loss_fn(scores.view_as(labels), labels)
+        if answer is not None:
+            loss = loss + self.hparams.answer_weight * answer_bce(answer.view_as(labels), labels)
+        self.log("train_loss", loss, prog_bar=True, batch_size=labels.shape[0])
+        return loss
+
+    def validation_step(self, batch: PairBatch, batch_idx: int) -> dict[str, torch.Tensor]:
+        scores = self(batch.queries, batch.documents)
+        labels = batch.labels.view(-1).to(self.device)
+        index = batch.query_index.to(self.device)
+        self.val_graded.update(scores, labels, indexes=index)
+        self.val_binary.update(scores, labels > 0, indexes=index)
+        if batch.first_stage_rank is not None:
+            order = -batch.first_stage_rank.to(self.device).float()
+            self.val_first_stage.update(order, labels, indexes=index)
+        return {"scores": scores.detach(), "labels": labels, "query_index": index}
+
+    def on_validation_epoch_end(self) -> None:
+        for metrics in (self.val_graded, self.val_binary):
+            self.log_dict(metrics.compute(), prog_bar=True)
+            metrics.reset()
+        if self.val_first_stage.update_count:
+            self.log("val_first_stage_ndcg@10", self.val_first_stage.compute())
+            self.val_first_stage.reset()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        head = [p for n, p in self.model.named_parameters() if n.startswith(("head.", "answer."))]
+        head_ids = {id(p) for p in head}
+        body = [p for p in self.model.parameters() if id(p) not in head_ids]
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(
+            [{"params": body, "lr": hp.lr}, {"params": head, "lr": hp.head_lr or hp.lr}],
+            weight_decay=hp.weight_decay,
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = max(1, int(total * hp.warmup))
+
+        def schedule(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (total - step) / max(1, total - warm))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes checkpoints to a temporary file and renames it, so a crash leaves no half file."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options: Any = None) -> None:
+        with atomic_file(path) as f:
+            torch.save(checkpoint, f)

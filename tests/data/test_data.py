@@ -1,0 +1,133 @@
+import json
+import shutil
+
+import pytest
+
+from crossrank.data.beir import DataError, load_beir
+from crossrank.data.examples import fixture_path, read_labeled, read_labeled_jsonl
+from crossrank.train.datamodule import GroupDataset, RankingDataset, TriplesDataModule
+from crossrank.train.negatives import mine_candidates
+
+
+@pytest.fixture
+def beir_copy(tmp_path):
+    dst = tmp_path / "beir"
+    shutil.copytree(fixture_path(), dst)
+    return dst
+
+
+def test_fixture_loads_with_disjoint_splits():
+    train, evaluation = load_beir(fixture_path(), "train"), load_beir(fixture_path(), "eval")
+    assert len(train.corpus) >= 60 and len(train.queries) >= 40
+    assert set(train.qrels).isdisjoint(evaluation.qrels)
+    assert {g for docs in train.qrels.values() for g in docs.values()} == {0, 1, 2}
+
+
+def test_missing_file_is_named(beir_copy):
+    (beir_copy / "queries.jsonl").unlink()
+    with pytest.raises(DataError, match=r"queries\.jsonl: expected a JSONL file"):
+        load_beir(beir_copy, "train")
+
+
+def test_malformed_corpus_line_names_file_and_line(beir_copy):
+    path = beir_copy / "corpus.jsonl"
+    lines = path.read_text().splitlines()
+    lines[4] = '{"_id": "d005", "text": '
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"corpus\.jsonl:5: expected a JSON object"):
+        load_beir(beir_copy, "train")
+
+
+def test_malformed_qrels_line_names_file_and_line(beir_copy):
+    path = beir_copy / "qrels" / "train.tsv"
+    path.write_text(path.read_text() + "q01\td001\tvery\n")
+    n = len(path.read_text().splitlines())
+    with pytest.raises(DataError, match=rf"train\.tsv:{n}: expected an integer score, got 'very'"):
+        load_beir(beir_copy, "train")
+
+
+def test_unknown_split_lists_the_available_ones(beir_copy):
+    with pytest.raises(DataError, match=r"splits here: \['eval', 'train'\]"):
+        load_beir(beir_copy, "test")
+
+
+def test_empty_query_text_is_an_error(beir_copy):
+    path = beir_copy / "queries.jsonl"
+    path.write_text(path.read_text() + json.dumps({"_id": "q99", "text": "  "}) + "\n")
+    with pytest.raises(DataError, match=r"queries\.jsonl:\d+: expected a non-empty string 'text'"):
+        load_beir(beir_copy, "train")
+
+
+def test_labeled_jsonl_both_shapes(tmp_path):
+    path = tmp_path / "ex.jsonl"
+    rows = [
+        {"query": "q one", "document": "relevant", "label": 2},
+        {"query": "q one", "document": "not it", "label": 0},
+        {"query": "q two", "positive": "yes", "negatives": ["no", "nope"]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    data = read_labeled_jsonl(path)
+    assert [sorted(q.judged.values()) for q in data.queries] == [[0, 2], [0, 0, 1]]
+    path.write_text(json.dumps({"query": "q", "document": "", "label": 1}))
+    with pytest.raises(DataError, match=r"ex\.jsonl:1: expected a non-empty string 'document'"):
+        read_labeled_jsonl(path)
+
+
+def test_leakage_guard_fires_when_a_query_is_in_both_splits(beir_copy):
+    path = beir_copy / "qrels" / "eval.tsv"
+    first_train = (beir_copy / "qrels" / "train.tsv").read_text().splitlines()[1]
+    path.write_text(path.read_text() + first_train + "\n")
+    dm = TriplesDataModule(data=str(beir_copy), cache_dir=None)
+    with pytest.raises(DataError, match="share no query, got 1 shared"):
+        dm.setup("fit")
+
+
+def test_groups_hold_a_positive_and_only_lower_graded_negatives():
+    data = read_labeled("fixture", "train")
+    ds = GroupDataset(data, n_negatives=5, source="random", seed=1)
+    for i in range(len(ds)):
+        _query, docs, labels = ds[i]
+        assert len(docs) == len(labels) == 6
+        assert labels[0] > 0 and all(g < labels[0] for g in labels[1:])
+    first = [ds[i] for i in range(5)]
+    assert first == [ds[i] for i in range(5)]  # deterministic within an epoch
+    ds.epoch = 1
+    assert first != [ds[i] for i in range(5)]  # fresh negatives next epoch
+
+
+def test_mined_candidates_are_cached(tmp_path):
+    data = read_labeled("fixture", "train")
+    mine_candidates(data, 10, tmp_path)
+    lists = {q.qid: q.candidates for q in data.queries}
+    assert all(len(c) == 10 for c in lists.values())
+    assert len(list(tmp_path.glob("candidates-*.json"))) == 1
+    again = read_labeled("fixture", "train")
+    mine_candidates(again, 10, tmp_path)
+    assert {q.qid: q.candidates for q in again.queries} == lists
+
+
+def test_mined_negatives_never_include_judged_documents(tmp_path):
+    data = read_labeled("fixture", "train")
+    mine_candidates(data, 30, tmp_path)
+    ds = GroupDataset(data, n_negatives=7, source="candidates", seed=3)
+    for i in range(len(ds)):
+        qi, _ = ds.items[i]
+        judged_texts = {data.documents[d] for d in data.queries[qi].judged}
+        _, docs, labels = ds[i]
+        for doc, label in zip(docs[1:], labels[1:], strict=True):
+            assert label <= 0 or doc in judged_texts
+
+
+def test_ranking_dataset_covers_every_candidate():
+    data = read_labeled("fixture", "eval")
+    ds = RankingDataset(data, "all")
+    assert len(ds) == len(data.queries) * len(data.documents)
+
+
+def test_duplicate_document_id_names_the_line(beir_copy):
+    path = beir_copy / "corpus.jsonl"
+    first = path.read_text().splitlines()[0]
+    path.write_text(path.read_text() + first + "\n")
+    n = len(path.read_text().splitlines())
+    with pytest.raises(DataError, match=rf"corpus\.jsonl:{n}: duplicate document id 'd001'"):
+        load_beir(beir_copy, "train")

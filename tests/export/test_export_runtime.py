@@ -1,0 +1,185 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from crossrank.data.examples import read_labeled
+from crossrank.export.checks import ParityError, check_parity, fixture_pairs
+from crossrank.export.onnx import export
+from crossrank.export.sources import from_checkpoint
+from crossrank.runtime import OnnxReranker
+from crossrank.runtime.artifact import ArtifactError
+from crossrank.train.module import CrossEncoderModule
+from crossrank.train.negatives import mine_candidates
+
+pytestmark = pytest.mark.slow  # these share the session's trained tiny model
+
+
+def test_export_writes_a_complete_manifest(tiny_artifact, trained_tiny):
+    manifest = json.loads((tiny_artifact / "crossrank.json").read_text())
+    assert manifest["format_version"] == 2 and manifest["outputs"] == ["scores"]
+    assert manifest["tokenizer"]["kind"] == "hashing"
+    assert manifest["model"]["config"]["n_heads"] == 4
+    assert set(manifest["files"]) == {"model.onnx", "model.int8.onnx"}
+    assert manifest["source"]["checkpoint"].endswith("best.ckpt")
+    assert manifest["parity"]["max_abs_diff"] <= 1e-4
+    assert 0 <= manifest["int8"]["top10_agreement"] <= 1
+
+
+def test_onnx_matches_torch_on_padded_and_unpadded_batches(tiny_artifact, trained_tiny):
+    module = CrossEncoderModule.load_from_checkpoint(trained_tiny / "best.ckpt").eval()
+    queries, docs = fixture_pairs()
+    reranker = OnnxReranker(tiny_artifact, batch_size=7)
+    with torch.no_grad():
+        expected = module(queries, docs).numpy()
+    np.testing.assert_allclose(reranker.score_pairs(queries, docs), expected, atol=1e-4)
+    for q, d, e in zip(queries[:5], docs[:5], expected[:5], strict=True):
+        assert abs(reranker.score(q, [d])[0] - e) <= 1e-4
+
+
+def test_parity_failure_refuses_to_write(trained_tiny, tmp_path):
+    item, source = from_checkpoint(trained_tiny / "best.ckpt")
+    export(item, tmp_path / "good", source=source)
+    with torch.no_grad():
+        item.module.head.bias += 1.0  # the exported graph no longer matches this module
+    queries, docs = fixture_pairs()
+    result = check_parity(item, tmp_path / "good" / "model.onnx", queries, docs)
+    assert result["max_abs_diff"] > 0.5
+
+    class Drifting(torch.nn.Module):  # traces one way, scores another
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args):
+            out = self.inner(*args)
+            return out if torch.jit.is_tracing() else out + 1.0
+
+    item.module = Drifting(item.module)
+    with pytest.raises(ParityError, match="nothing was written"):
+        export(item, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["good"]
+
+
+def test_int8_keeps_the_top1_for_most_eval_queries(tiny_artifact):
+    fp32 = OnnxReranker(tiny_artifact)
+    int8 = OnnxReranker(tiny_artifact, precision="int8")
+    data = read_labeled("fixture", "eval")
+    mine_candidates(data, 30, cache_dir=None)  # the reranking task: BM25's top 30
+    same = []
+    for q in data.queries:
+        docs = [data.documents[d] for d in q.candidates]
+        same.append(np.argmax(fp32.score(q.text, docs)) == np.argmax(int8.score(q.text, docs)))
+    assert np.mean(same) >= 0.75
+
+
+def test_rerank_sorts_handles_top_k_and_never_mutates_input(tiny_artifact):
+    reranker = OnnxReranker(tiny_artifact)
+    candidates = [
+        {"id": "a", "text": "Descaling removes mineral scale from a coffee machine."},
+        {"id": "b", "text": "Tyre pressure for road bikes."},
+        {"id": "c", "text": "Run the machine with a vinegar solution to descale it."},
+    ]
+    before = json.dumps(candidates)
+    ranked = reranker.rerank("how do I descale my coffee machine", candidates, top_k=10)
+    assert json.dumps(candidates) == before
+    assert len(ranked) == 3 and sorted(r.index for r in ranked) == [0, 1, 2]
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+    assert {r.id for r in ranked} == {"a", "b", "c"}
+    assert reranker.rerank("q", [], top_k=5) == []
+    assert len(reranker.rerank("q", ["x", "y"], top_k=1)) == 1
+    with pytest.raises(TypeError, match="single str"):
+        reranker.score("q", "not a list")
+
+
+def test_missing_or_corrupt_files_are_named(tiny_artifact, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_artifact, broken)
+    (broken / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ArtifactError, match=r"model\.onnx: corrupt or changed"):
+        OnnxReranker(broken)
+    (broken / "model.onnx").unlink()
+    with pytest.raises(ArtifactError, match=r"model\.onnx: missing"):
+        OnnxReranker(broken)
+    (broken / "crossrank.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match=r"crossrank\.json: expected JSON"):
+        OnnxReranker(broken)
+    with pytest.raises(ArtifactError, match=r"crossrank\.json: expected a crossrank artifact"):
+        OnnxReranker(tmp_path / "nowhere")
+
+
+def test_runtime_never_imports_torch(tiny_artifact):
+    code = f"""
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, NoTorch())
+from crossrank.runtime import OnnxReranker
+r = OnnxReranker({str(tiny_artifact)!r}, precision="int8")
+print(r.rerank("french press steep time", ["Four minutes.", "Descale monthly."], top_k=1)[0].index)
+assert "torch" not in sys.modules
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in {"0", "1"}
+
+
+def test_cli_rerank_prints_json(tiny_artifact, tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": "x", "text": "Steep for four minutes."}\n"Oil the chain."\n')
+    cmd = [sys.executable, "-m", "crossrank.cli.main", "rerank", "--model", str(tiny_artifact)]
+    cmd += [
+        "--query",
+        "french press steep time",
+        "--docs",
+        str(docs),
+        "--top-k",
+        "2",
+        "--precision",
+        "int8",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    assert [r["id"] for r in result["results"]] != [] and len(result["results"]) == 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1}\n')
+    out = subprocess.run(
+        [*cmd[:-6], "--query", "q", "--docs", str(bad)], capture_output=True, text=True
+    )
+    assert out.returncode == 2 and "bad.jsonl:1" in out.stderr
+
+
+def test_every_command_offers_the_runtime_precisions():
+    from crossrank import runtime
+    from crossrank.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    offered = {
+        name: tuple(action.choices)
+        for name, parser in sub.choices.items()
+        for action in parser._actions
+        if action.dest == "precision"
+    }
+    assert set(offered) == {"fuse", "calibrate", "eval", "sweep", "rerank", "serve"}
+    assert set(offered.values()) == {tuple(runtime.PRECISIONS)}
+
+
+def test_a_format_1_manifest_still_loads_and_a_future_one_is_refused(tiny_artifact, tmp_path):
+    from crossrank.runtime import ArtifactError, Manifest
+
+    raw = json.loads((tiny_artifact / "crossrank.json").read_text())
+    old = {k: v for k, v in raw.items() if k != "outputs"} | {"format_version": 1}
+    (tmp_path / "crossrank.json").write_text(json.dumps(old))
+    loaded = Manifest.load(tmp_path)
+    assert loaded.outputs == ["scores"] and not loaded.has_answer_head
+    (tmp_path / "crossrank.json").write_text(json.dumps(raw | {"format_version": 9}))
+    with pytest.raises(ArtifactError, match=r"expected format_version in \[1, 2\], got 9"):
+        Manifest.load(tmp_path)

@@ -1,0 +1,70 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crossrank.train.losses import LOSSES, answer_bce, get_loss, listwise_softmax, pairwise_ranknet
+
+LABELS = torch.tensor([[2, 1, 0, 0], [1, 0, 0, -1]])
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_each_loss_moves_scores_the_right_way(name):
+    loss_fn = get_loss(name)
+    scores = torch.zeros(2, 4, requires_grad=True)
+    opt = torch.optim.SGD([scores], lr=0.5)
+    for _ in range(20):
+        opt.zero_grad()
+        loss_fn(scores, LABELS).backward()
+        opt.step()
+    s = scores.detach()
+    assert s[0, 0] > s[0, 1] > s[0, 2]  # grade 2 above grade 1 above grade 0
+    assert s[1, 0] > s[1, 1] and s[1, 0] > s[1, 2]
+    assert s[1, 3] == 0  # padding gets no gradient
+
+
+def test_listwise_with_one_positive_is_cross_entropy():
+    scores = torch.tensor([[1.0, 0.5, -1.0]])
+    expected = torch.nn.functional.cross_entropy(scores, torch.tensor([0]))
+    assert torch.allclose(listwise_softmax(scores, torch.tensor([[1, 0, 0]])), expected)
+
+
+def test_pairwise_without_pairs_is_zero_and_differentiable():
+    scores = torch.zeros(1, 3, requires_grad=True)
+    loss = pairwise_ranknet(scores, torch.tensor([[0, 0, 0]]))
+    loss.backward()
+    assert loss.item() == 0.0
+
+
+def test_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(2, 4\)"):
+        listwise_softmax(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_unknown_loss_lists_the_choices():
+    with pytest.raises(ValueError, match="listwise"):
+        get_loss("lambdamart")
+
+
+def test_answer_bce_targets_grade_two():
+    logits = torch.tensor([[10.0, -10.0]])
+    assert answer_bce(logits, torch.tensor([[2, 1]])).item() < 1e-3
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(
+        lambda g: st.tuples(
+            st.lists(st.lists(st.floats(-30, 30), min_size=g, max_size=g), min_size=1, max_size=4),
+            st.lists(st.lists(st.integers(-1, 2), min_size=g, max_size=g), min_size=1, max_size=4),
+        )
+    )
+)
+def test_losses_are_finite_for_any_grades(data):
+    scores, labels = data
+    n = min(len(scores), len(labels))
+    s, y = torch.tensor(scores[:n]), torch.tensor(labels[:n])
+    for name, fn in LOSSES.items():
+        if name == "pointwise" and not (y >= 0).any():
+            continue
+        assert torch.isfinite(fn(s, y)), name
