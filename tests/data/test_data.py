@@ -131,3 +131,28 @@ def test_duplicate_document_id_names_the_line(beir_copy):
     n = len(path.read_text().splitlines())
     with pytest.raises(DataError, match=rf"corpus\.jsonl:{n}: duplicate document id 'd001'"):
         load_beir(beir_copy, "train")
+
+
+def test_easy_negatives_come_from_outside_the_candidates_and_are_never_judged():
+    from crossrank.data.examples import read_labeled
+    from crossrank.train.datasets import GroupDataset
+
+    data = read_labeled("fixture", "train")
+    mine_candidates(data, 10, cache_dir=None)
+    hard = GroupDataset(data, 6, "candidates", seed=3, ranks=(0, 10))
+    mixed = GroupDataset(data, 6, "candidates", seed=3, ranks=(0, 10), easy_fraction=0.5)
+    text_id = {t: d for d, t in data.documents.items()}
+    outside = 0
+    for ds in (hard, mixed):
+        for i in range(len(ds)):
+            qi, pos = ds.items[i]
+            q = data.queries[qi]
+            _, docs, labels = ds[i]
+            ids = [text_id[t] for t, label in zip(docs, labels, strict=True) if label >= 0]
+            unjudged = [d for d in ids[1:] if d not in q.judged]
+            assert all(q.judged.get(d, 0) < q.judged[pos] for d in ids[1:] if d in q.judged)
+            if ds is hard:
+                assert set(unjudged) <= set(q.candidates)
+            else:
+                outside += sum(d not in q.candidates for d in unjudged)
+    assert outside > 0

@@ -85,13 +85,15 @@ def test_rerank_sorts_handles_top_k_and_never_mutates_input(tiny_artifact):
         {"id": "c", "text": "Run the machine with a vinegar solution to descale it."},
     ]
     before = json.dumps(candidates)
-    ranked = reranker.rerank("how do I descale my coffee machine", candidates, top_k=10)
+    ranked = reranker.rerank(
+        query="how do I descale my coffee machine", documents=candidates, top_k=10
+    )
     assert json.dumps(candidates) == before
     assert len(ranked) == 3 and sorted(r.index for r in ranked) == [0, 1, 2]
     assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
     assert {r.id for r in ranked} == {"a", "b", "c"}
-    assert reranker.rerank("q", [], top_k=5) == []
-    assert len(reranker.rerank("q", ["x", "y"], top_k=1)) == 1
+    assert reranker.rerank(query="q", documents=[], top_k=5) == []
+    assert len(reranker.rerank(query="q", documents=["x", "y"], top_k=1)) == 1
     with pytest.raises(TypeError, match="single str"):
         reranker.score("q", "not a list")
 
@@ -124,7 +126,7 @@ class NoTorch:
 sys.meta_path.insert(0, NoTorch())
 from crossrank.runtime import OnnxReranker
 r = OnnxReranker({str(tiny_artifact)!r}, precision="int8")
-print(r.rerank("french press steep time", ["Four minutes.", "Descale monthly."], top_k=1)[0].index)
+print(r.rerank(query="french press steep time", documents=["Four minutes.", "Descale monthly."], top_k=1)[0].index)
 assert "torch" not in sys.modules
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -183,3 +185,68 @@ def test_a_format_1_manifest_still_loads_and_a_future_one_is_refused(tiny_artifa
     (tmp_path / "crossrank.json").write_text(json.dumps(raw | {"format_version": 9}))
     with pytest.raises(ArtifactError, match=r"expected format_version in \[1, 2\], got 9"):
         Manifest.load(tmp_path)
+
+
+def test_the_answer_head_round_trips_through_export_and_runtime(tmp_path):
+    from crossrank.export.sources import from_checkpoint
+    from tests.conftest import train_tiny
+
+    train_tiny(
+        tmp_path / "run",
+        "--trainer.max_epochs",
+        "2",
+        "--model.encoder.answer_head",
+        "true",
+    )
+    item, source = from_checkpoint(tmp_path / "run" / "best.ckpt")
+    manifest = export(item, tmp_path / "onnx", int8=True, source=source)
+    assert manifest.outputs == ["scores", "answer_logit"] and manifest.has_answer_head
+    assert manifest.parity["outputs"] == ["scores", "answer_logit"]
+    assert manifest.parity["max_abs_diff"] <= 1e-4  # both outputs against torch
+    for precision in ("fp32", "int8"):
+        reranker = OnnxReranker(tmp_path / "onnx", precision=precision)
+        docs = ["Leave the grounds in for four minutes.", "Oil the chain monthly.", "Tyre psi."]
+        scores, answers = reranker.score_with_answer("french press steep time", docs)
+        assert answers is not None and answers.shape == (3,)
+        assert ((answers > 0) & (answers < 1)).all()
+        np.testing.assert_array_equal(scores, reranker.score("french press steep time", docs))
+        ranked = reranker.rerank(query="french press steep time", documents=docs)
+        assert all(r.answer is not None for r in ranked)
+        cut = float(np.median(answers))
+        kept = reranker.rerank(query="french press steep time", documents=docs, min_answer=cut)
+        assert {r.index for r in kept} == {i for i in range(3) if answers[i] >= cut}
+
+
+def test_min_answer_without_an_answer_head_is_refused(tiny_artifact):
+    reranker = OnnxReranker(tiny_artifact)
+    assert not reranker.has_answer_head
+    with pytest.raises(ValueError, match="expected a model with an answer head"):
+        reranker.rerank(query="q", documents=["d"], min_answer=0.5)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named_in_one_line(tmp_path):
+    from crossrank.cli.export import main
+
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"\x80\x02}q\x00.not a checkpoint" * 10)
+    with pytest.raises(ValueError, match=r"junk\.ckpt: expected a crossrank Lightning checkpoint"):
+        from crossrank.export.sources import from_checkpoint
+
+        from_checkpoint(junk)
+    assert main(["--checkpoint", str(junk), "--output", str(tmp_path / "out")]) == 1
+
+
+def test_a_swapped_query_and_document_warns_once(tiny_artifact, caplog):
+    from crossrank.runtime import guards
+
+    guards._warned.discard("swapped")
+    reranker = OnnxReranker(tiny_artifact)
+    passage = " ".join(["the french press steeps coffee grounds in hot water"] * 12)
+    with caplog.at_level("WARNING", logger="crossrank"):
+        reranker.score(passage, ["french press", "steep time"])
+        reranker.score(passage, ["french press", "steep time"])
+        reranker.score("french press steep time", [passage])
+    swapped = [r for r in caplog.records if "swapped" in r.getMessage()]
+    assert len(swapped) == 1
+    with pytest.raises(TypeError):
+        reranker.rerank("french press", ["a"])  # query and documents are keyword-only

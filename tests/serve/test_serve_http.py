@@ -104,7 +104,7 @@ def test_cohere_example_round_trips(server, tiny_artifact):
         for x in results:
             assert x["document"] == {"text": COHERE_EXAMPLE["documents"][x["index"]]}
     direct = OnnxReranker(tiny_artifact, precision="int8").rerank(
-        COHERE_EXAMPLE["query"], COHERE_EXAMPLE["documents"], top_k=3
+        query=COHERE_EXAMPLE["query"], documents=COHERE_EXAMPLE["documents"], top_k=3
     )
     assert [x["index"] for x in results] == [d.index for d in direct]
     v2 = server.post("/v2/rerank", COHERE_EXAMPLE).json()
@@ -228,7 +228,7 @@ def test_concurrent_requests_are_neither_lost_nor_mixed(tiny_artifact):
         direct = OnnxReranker(tiny_artifact, precision="int8")
         for q, r in zip(queries, responses, strict=True):
             if r.status_code == 200:
-                expected = [x.index for x in direct.rerank(q, docs, top_k=10)]
+                expected = [x.index for x in direct.rerank(query=q, documents=docs, top_k=10)]
                 assert [x["index"] for x in r.json()["results"]] == expected
             else:
                 assert r.json()["error_type"] == "overloaded"

@@ -30,12 +30,18 @@ def run_rerank(args: argparse.Namespace) -> int:
 
     docs = read_docs(Path(args.docs))
     reranker = OnnxReranker(args.model, precision=args.precision, batch_size=args.batch_size)
-    ranked = reranker.rerank(args.query, docs, top_k=args.top_k)
+    ranked = reranker.rerank(
+        query=args.query, documents=docs, top_k=args.top_k, min_answer=args.min_answer
+    )
     out = {
         "query": args.query,
         "model": str(args.model),
         "precision": args.precision,
-        "results": [{"index": r.index, "id": r.id, "score": r.score} for r in ranked],
+        "results": [
+            {"index": r.index, "id": r.id, "score": r.score}
+            | ({} if r.answer is None else {"answer": r.answer})
+            for r in ranked
+        ],
     }
     print(json.dumps(out, indent=2))
     return 0
@@ -47,5 +53,10 @@ def add_parser(sub) -> None:
     p.add_argument("--query", required=True)
     p.add_argument("--docs", required=True, help='JSONL of {"id", "text"} objects or strings')
     p.add_argument("--top-k", type=int, default=10)
+    p.add_argument(
+        "--min-answer",
+        type=float,
+        help="drop documents whose answer probability is below this (models with an answer head)",
+    )
     add_precision(p)
     p.set_defaults(func=run_rerank)

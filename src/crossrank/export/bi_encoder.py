@@ -50,7 +50,7 @@ def export_bi_encoder(name: str, output: str | Path, max_length: int = 256) -> M
             tokenizer.encode_texts(texts[:2], max_length),
             tmp / "model.onnx",
             OPSET,
-            "embeddings",
+            ("embeddings",),
         )
         sess = ort_session(tmp / "model.onnx")
         diffs = [

@@ -35,11 +35,20 @@ def fixture_pairs(limit: int = 48) -> tuple[list[str], list[str]]:
 
 
 def torch_outputs(module: nn.Module, enc: Encoded) -> np.ndarray:
+    """The module's outputs stacked: ``[outputs, batch]`` (or ``[batch, ...]`` for one)."""
     with torch.no_grad():
         out = module(
             *(torch.from_numpy(a) for a in (enc.input_ids, enc.attention_mask, enc.token_type_ids))
         )
+    if isinstance(out, tuple):
+        return np.stack([o.float().numpy() for o in out])
     return out.float().numpy()
+
+
+def ort_all(sess, enc: Encoded, outputs) -> np.ndarray:
+    """The graph's ``outputs``, stacked like :func:`torch_outputs`."""
+    values = sess.run(list(outputs), enc.as_dict())
+    return np.stack(values) if len(values) > 1 else values[0]
 
 
 def ort_outputs(sess, enc: Encoded, output: str = "scores") -> np.ndarray:
@@ -50,11 +59,16 @@ def check_parity(item, onnx_path: Path, queries: list[str], documents: list[str]
     """Max |onnxruntime − torch| over a padded batch and over the same pairs one at a time."""
     sess = ort_session(onnx_path)
     padded = item.tokenizer.encode_pairs(queries, documents, item.max_length)
-    diffs = [np.abs(ort_outputs(sess, padded) - torch_outputs(item.module, padded)).max()]
-    for q, d in zip(queries[:8], documents[:8], strict=True):
-        single = item.tokenizer.encode_pairs([q], [d], item.max_length)
-        diffs.append(np.abs(ort_outputs(sess, single) - torch_outputs(item.module, single)).max())
+    encs = [padded] + [
+        item.tokenizer.encode_pairs([q], [d], item.max_length)
+        for q, d in zip(queries[:8], documents[:8], strict=True)
+    ]
+    diffs = [
+        np.abs(ort_all(sess, enc, item.outputs) - torch_outputs(item.module, enc)).max()
+        for enc in encs
+    ]
     return {
+        "outputs": list(item.outputs),
         "max_abs_diff": float(max(diffs)),
         "pairs": len(queries),
         "padded_width": padded.input_ids.shape[1],

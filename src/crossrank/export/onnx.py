@@ -32,11 +32,14 @@ OPSET = 17
 class Exportable:
     """A scoring module with what the artifact needs to describe it."""
 
-    module: nn.Module  # forward(input_ids, attention_mask, token_type_ids) -> [batch] scores
+    module: (
+        nn.Module
+    )  # forward(input_ids, attention_mask, token_type_ids) -> one [batch] per output
     tokenizer: PairTokenizer
     max_length: int
     model_info: dict
     tokenizer_files: Sequence[Path] = ()
+    outputs: tuple[str, ...] = ("scores",)  # ("scores", "answer_logit") with an answer head
 
 
 def eager_attention(module: nn.Module) -> None:
@@ -53,7 +56,11 @@ def eager_attention(module: nn.Module) -> None:
 
 
 def trace_onnx(
-    module: nn.Module, example: Encoded, path: Path, opset: int, output: str = "scores"
+    module: nn.Module,
+    example: Encoded,
+    path: Path,
+    opset: int,
+    outputs: Sequence[str] = ("scores",),
 ) -> None:
     """Trace ``module(input_ids, attention_mask, token_type_ids)`` with dynamic batch and
     sequence axes (the TorchScript exporter, whose graphs onnxruntime's optimizer can fuse)."""
@@ -63,13 +70,13 @@ def trace_onnx(
         for a in (example.input_ids, example.attention_mask, example.token_type_ids)
     )
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    axes[output] = {0: "batch"}
+    axes.update({name: {0: "batch"} for name in outputs})
     torch.onnx.export(
         module,
         args,
         str(path),
         input_names=list(INPUT_NAMES),
-        output_names=[output],
+        output_names=list(outputs),
         dynamic_axes=axes,
         opset_version=opset,
         dynamo=False,
@@ -113,7 +120,7 @@ def export(
         example = item.tokenizer.encode_pairs(
             ["a query"] * 2, ["a document", "another longer document"], item.max_length
         )
-        trace_onnx(item.module, example, tmp / "model.onnx", opset)
+        trace_onnx(item.module, example, tmp / "model.onnx", opset, item.outputs)
         parity = check_parity(item, tmp / "model.onnx", queries, documents)
         if not parity["max_abs_diff"] <= PARITY_TOLERANCE:
             raise ParityError(
@@ -128,6 +135,7 @@ def export(
             max_length=item.max_length,
             pooling=item.model_info.get("pooling"),
             opset=opset,
+            outputs=list(item.outputs),
             source=source or {},
             parity=parity,
         )

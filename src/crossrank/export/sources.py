@@ -19,12 +19,39 @@ def from_checkpoint(path: str | Path) -> tuple[Exportable, dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: expected a checkpoint file, found none")
-    module = CrossEncoderModule.load_from_checkpoint(path, map_location="cpu").eval()
+    try:
+        module = CrossEncoderModule.load_from_checkpoint(path, map_location="cpu").eval()
+    except Exception as exc:  # torch/pickle raise anything on a file that is not a checkpoint
+        raise ValueError(
+            f"{path}: expected a crossrank Lightning checkpoint (.ckpt), could not read it "
+            f"({type(exc).__name__}: {str(exc)[:120]})"
+        ) from None
     model = module.model
     info = {"kind": "crossrank", "config": model.cfg.to_dict(), "pooling": model.cfg.pooling}
     files = list(getattr(module.tokenizer, "files", ()))
-    item = Exportable(model, module.tokenizer, module.max_length, info, files)
+    if model.cfg.answer_head:
+        item = Exportable(
+            _ScoresAndAnswer(model),
+            module.tokenizer,
+            module.max_length,
+            info,
+            files,
+            ("scores", "answer_logit"),
+        )
+    else:
+        item = Exportable(model, module.tokenizer, module.max_length, info, files)
     return item, {"checkpoint": str(path), "sha256": sha256_file(path)}
+
+
+class _ScoresAndAnswer(nn.Module):
+    """The relevance logits and the answer head's logits, as two graph outputs."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return self.model.forward_with_answer(input_ids, attention_mask, token_type_ids)
 
 
 class _FirstLogit(nn.Module):

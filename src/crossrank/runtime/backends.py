@@ -20,12 +20,14 @@ OUTPUT = "scores"
 
 
 class Backend(Protocol):
-    """Runs the graph on one padded batch and returns its ``scores`` output."""
+    """Runs the graph on one padded batch and returns its ``outputs``, stacked ``[outputs, batch]``."""
 
     # What measured fastest (benchmarks/rerank_speed.py): a fixed number of pairs per call,
     # or, when that is None, as many pairs as fit a budget of padded tokens.
     batch_size: int | None
     batch_tokens: int | None
+
+    outputs: tuple[str, ...]
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
 
@@ -58,11 +60,14 @@ class OnnxRuntimeBackend:
     batch_size = None
     batch_tokens = 512
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, threads: int | None = None, outputs: tuple[str, ...] = (OUTPUT,)
+    ) -> None:
         self.session = ort_session(path, threads)
+        self.outputs = tuple(outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run([OUTPUT], feeds)[0]
+        return np.stack(self.session.run(list(self.outputs), feeds))
 
 
 class OpenVinoBackend:
@@ -72,7 +77,9 @@ class OpenVinoBackend:
     batch_size = 8
     batch_tokens = None
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, threads: int | None = None, outputs: tuple[str, ...] = (OUTPUT,)
+    ) -> None:
         try:
             import openvino as ov
         except ImportError:
@@ -97,11 +104,13 @@ class OpenVinoBackend:
         }
         self.compiled = core.compile_model(str(path), "CPU", config)
         self.precision = "bf16" if hint == "bf16" else "fp32"
-        self._output = self.compiled.output(OUTPUT)
+        self.outputs = tuple(outputs)
+        self._outputs = [self.compiled.output(name) for name in self.outputs]
         self._local = threading.local()
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
-        return np.array(request.infer(feeds)[self._output], dtype=np.float32)
+        result = request.infer(feeds)
+        return np.stack([np.asarray(result[o], dtype=np.float32) for o in self._outputs])

@@ -11,6 +11,7 @@ import numpy as np
 
 from crossrank.runtime.artifact import ArtifactError, Manifest, artifact_sha256, verify_file
 from crossrank.runtime.backends import Backend, OnnxRuntimeBackend, OpenVinoBackend
+from crossrank.runtime.guards import warn_if_swapped
 from crossrank.runtime.precision import MODEL_FILES, Precision, resolve_precision
 from crossrank.runtime.tokenization import check_texts
 from crossrank.runtime.tokenizers import tokenizer_from_config
@@ -18,11 +19,13 @@ from crossrank.runtime.tokenizers import tokenizer_from_config
 
 @dataclass(frozen=True)
 class Ranked:
-    """A reranked candidate: its position in the caller's list, its id and its score."""
+    """A reranked candidate: its position in the caller's list, its id, its score, and (when
+    the model has an answer head) the probability that it answers the query."""
 
     index: int
     id: str
     score: float
+    answer: float | None = None
 
 
 def _candidate(c: Any, i: int) -> tuple[str, str]:
@@ -128,11 +131,13 @@ class OnnxReranker:
                     f"got {max_length}"
                 )
             self.max_length = max_length
+        self.has_answer_head = self.manifest.has_answer_head
+        outputs = ("scores", "answer_logit") if self.has_answer_head else ("scores",)
         try:
             self.backend: Backend = (
-                OpenVinoBackend(model_path, threads)
+                OpenVinoBackend(model_path, threads, outputs)
                 if precision == "bf16"
-                else OnnxRuntimeBackend(model_path, threads)
+                else OnnxRuntimeBackend(model_path, threads, outputs)
             )
         except ImportError:  # a missing optional install: its own message says which
             raise
@@ -144,12 +149,24 @@ class OnnxReranker:
 
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
         """Relevance logits (float32), one per document, in the documents' order."""
+        return self._score_all(query, documents)[0]
+
+    def score_with_answer(
+        self, query: str, documents: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Relevance logits and, with an answer head, the probability that each document
+        answers the query (``None`` for models without one)."""
+        out = self._score_all(query, documents)
+        return out[0], (_sigmoid(out[1]) if self.has_answer_head else None)
+
+    def _score_all(self, query: str, documents: Sequence[str]) -> np.ndarray:
         if isinstance(documents, str):
             raise TypeError("expected a sequence of documents, got a single str")
         documents = list(documents)
         if not documents:
-            return np.zeros(0, dtype=np.float32)
-        return self.score_pairs([query] * len(documents), documents)
+            return np.zeros((len(self.backend.outputs), 0), dtype=np.float32)
+        warn_if_swapped(self.tokenizer, query, documents)
+        return self.outputs_of_pairs([query] * len(documents), documents)
 
     def score_pairs(
         self,
@@ -164,8 +181,17 @@ class OnnxReranker:
         scores do not depend on the other groups (int8 quantizes a call's activations
         together). The server passes one group per request when it merges requests.
         """
+        return self.outputs_of_pairs(queries, documents, groups)[0]
+
+    def outputs_of_pairs(
+        self,
+        queries: Sequence[str],
+        documents: Sequence[str],
+        groups: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Every graph output for the pairs, ``[outputs, pairs]``: scores, then answer logits."""
         check_texts(queries, documents)  # before sorting, so an error names the caller's index
-        scores = np.zeros(len(documents), dtype=np.float32)
+        out = np.zeros((len(self.backend.outputs), len(documents)), dtype=np.float32)
         for idx in plan_batches(
             [len(q) + len(d) for q, d in zip(queries, documents, strict=True)],
             groups,
@@ -176,20 +202,47 @@ class OnnxReranker:
             enc = self.tokenizer.encode_pairs(
                 [queries[i] for i in idx], [documents[i] for i in idx], self.max_length
             )
-            scores[idx] = self.backend.run(enc.as_dict())
-        return scores
+            out[:, idx] = self.backend.run(enc.as_dict())
+        return out
 
     def rerank(
-        self, query: str, candidates: Sequence[Any], top_k: int | None = None
+        self,
+        *,
+        query: str,
+        documents: Sequence[Any],
+        top_k: int | None = None,
+        min_answer: float | None = None,
     ) -> list[Ranked]:
-        """The ``top_k`` best candidates, sorted by descending score (ties keep input order).
+        """The ``top_k`` best documents, sorted by descending score (ties keep input order).
 
-        Candidates are strings, ``{"id", "text"}`` mappings or objects with ``text``; the
-        caller's list is not modified.
+        Documents are strings, ``{"id", "text"}`` mappings or objects with ``text``; the
+        caller's list is not modified. ``min_answer`` drops documents whose answer
+        probability is below it (models with an answer head only). Both texts are keyword
+        arguments: a cross-encoder is not symmetric, and a swapped pair scores differently.
         """
         if top_k is not None and top_k < 0:
             raise ValueError(f"expected top_k >= 0 or None, got {top_k}")
-        items = [_candidate(c, i) for i, c in enumerate(candidates)]
-        scores = self.score(query, [text for _, text in items])
-        order = np.argsort(-scores, kind="stable")[: top_k if top_k is not None else len(items)]
-        return [Ranked(int(i), items[i][0], float(scores[i])) for i in order]
+        if min_answer is not None and not self.has_answer_head:
+            raise ValueError(
+                f"{self.model_dir}: expected a model with an answer head for min_answer, "
+                "got one without (export a checkpoint trained with answer_head: true)"
+            )
+        items = [_candidate(c, i) for i, c in enumerate(documents)]
+        scores, answers = self.score_with_answer(query, [text for _, text in items])
+        order = np.argsort(-scores, kind="stable")
+        if min_answer is not None:
+            order = order[answers[order] >= min_answer]
+        order = order[: top_k if top_k is not None else len(items)]
+        return [
+            Ranked(
+                int(i),
+                items[i][0],
+                float(scores[i]),
+                None if answers is None else float(answers[i]),
+            )
+            for i in order
+        ]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))).astype(np.float32)

@@ -41,6 +41,8 @@ class TriplesDataModule(L.LightningDataModule):
         repeats: groups drawn per positive in each epoch (each with fresh negatives).
         negatives: draw unjudged negatives from the ``"random"`` corpus, or from BM25's
             ``"candidates"`` at ranks ``negative_ranks`` (hard negatives; judged ones skipped).
+        easy_negatives: with ``negatives="candidates"``, the fraction of unjudged negatives drawn
+            from corpus documents outside the query's candidates (easy, usually off-topic).
         positives: train on ``"all"`` judged positives, or only those in BM25's top
             ``negative_ranks[1]`` (``"candidates"``).
         drop_leaking: drop train queries whose text is also an eval query instead of refusing.
@@ -63,6 +65,7 @@ class TriplesDataModule(L.LightningDataModule):
         repeats: int = 1,
         negatives: NegativeSource = "random",
         negative_ranks: tuple[int, int] = (10, 100),
+        easy_negatives: float = 0.0,
         positives: PositiveSource = "all",
         drop_leaking: bool = False,
         also_train: list[str] | None = None,
@@ -119,6 +122,7 @@ class TriplesDataModule(L.LightningDataModule):
             hp.repeats,
             (lo, hi),
             hp.positives,
+            hp.easy_negatives,
         )
 
     def set_epoch(self, epoch: int) -> None:

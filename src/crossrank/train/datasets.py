@@ -32,7 +32,9 @@ class GroupDataset(Dataset):
 
     Negatives are redrawn each epoch from documents graded below the positive (judged lower,
     or unjudged from the query's candidates at ``ranks`` or from the corpus), seeded by
-    (seed, epoch, item). With ``positives="candidates"`` only positives that the first stage
+    (seed, epoch, item). With candidates as the source, ``easy_fraction`` of the unjudged slots
+    go to random corpus documents outside the candidates (usually another topic), so the model
+    also learns that a text sharing nothing with the query is not relevant. With ``positives="candidates"`` only positives that the first stage
     surfaces (in the query's candidate list) are trained on: those are the ones a reranker moves.
     """
 
@@ -45,13 +47,17 @@ class GroupDataset(Dataset):
         repeats: int = 1,
         ranks: tuple[int, int] = (0, 100),
         positives: PositiveSource = "all",
+        easy_fraction: float = 0.0,
     ):
+        if not 0.0 <= easy_fraction <= 1.0:
+            raise ValueError(f"expected easy_fraction in [0, 1], got {easy_fraction}")
         self.data = data
         self.n_negatives = n_negatives
         self.source = source
         self.seed = seed
         self.epoch = 0
         self.ranks = ranks
+        self.easy_fraction = easy_fraction
         items = []
         for qi, q in enumerate(data.queries):
             surfaced = set(q.candidates) if positives == "candidates" else None
@@ -66,13 +72,29 @@ class GroupDataset(Dataset):
 
     def _unjudged(self, q: LabeledQuery, rng: random.Random, k: int) -> list[str]:
         ranked = q.candidates[self.ranks[0] : self.ranks[1]]
-        pool = ranked if self.source == "candidates" and ranked else self._doc_ids
-        picked: list[str] = []
+        if self.source != "candidates" or not ranked:
+            return self._draw(self._doc_ids, q, rng, k, [])
+        easy = round(k * self.easy_fraction)
+        picked = self._draw(ranked, q, rng, k - easy, [])
+        return self._draw(self._doc_ids, q, rng, k, picked, exclude=set(q.candidates))
+
+    @staticmethod
+    def _draw(
+        pool: list[str],
+        q: LabeledQuery,
+        rng: random.Random,
+        k: int,
+        picked: list[str],
+        exclude: set[str] | frozenset[str] = frozenset(),
+    ) -> list[str]:
+        """``picked`` plus unjudged documents of ``pool`` (not in ``exclude``) drawn at random,
+        up to ``k`` in all (fewer when the tries run out)."""
+        picked = list(picked)
         for _ in range(8 * k):
-            if len(picked) == k:
+            if len(picked) >= k:
                 break
             doc = pool[rng.randrange(len(pool))]
-            if doc not in q.judged and doc not in picked:
+            if doc not in q.judged and doc not in picked and doc not in exclude:
                 picked.append(doc)
         return picked
 
