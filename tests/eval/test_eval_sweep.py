@@ -81,6 +81,23 @@ def test_knee_is_the_smallest_n_within_tolerance():
     assert knee(rows) == 10
 
 
+def test_knee_never_lies_below_three_times_k():
+    rows = [{"n": 10, "ndcg@10": 0.40}, {"n": 20, "ndcg@10": 0.35}, {"n": 50, "ndcg@10": 0.30}]
+    assert knee(rows) == 10
+    assert knee(rows, min_n=15) == 20
+    with pytest.raises(ValueError, match=r"expected at least one candidate budget N >= 60"):
+        knee(rows, min_n=60)
+
+
+def test_sweep_refuses_budgets_all_below_three_times_k():
+    out = crossrank(
+        "sweep", "--data", FIXTURE, "--split", "eval", "--model", FIXTURE, "--n", "5,10",
+        "--top-k", "5", "--output", "unused", check=False,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "expected at least one candidate budget N >= 15" in out.stderr
+
+
 def test_eval_first_stage_only_has_the_documented_shape(tmp_path):
     out = tmp_path / "bm25.json"
     crossrank("eval", "--data", FIXTURE, "--split", "eval", "--top-n", "30", "--output", str(out))
@@ -191,3 +208,18 @@ def test_dense_and_hybrid_first_stages_on_the_fixture(tmp_path):
     hybrid = HybridRetriever({"bm25": BM25Retriever.build(ids, texts), "dense": dense})
     fused = hybrid.retrieve("how long should french press coffee steep", 10)
     assert len(fused) == 10 and fused[0].text is not None
+
+
+@pytest.mark.slow
+def test_eval_warns_when_n_is_below_three_times_k(tiny_artifact, tmp_path, caplog):
+    from crossrank.cli.main import main
+    from crossrank.pipeline.two_stage import _warned
+
+    _warned.clear()
+    args = ["eval", "--data", FIXTURE, "--split", "eval", "--model", str(tiny_artifact)]
+    args += ["--max-queries", "2", "--cache-dir", str(tmp_path), "--top-k", "10"]
+    with caplog.at_level("WARNING", logger="crossrank.pipeline.two_stage"):
+        assert main([*args, "--top-n", "30"]) == 0
+        assert not any("3 * top_k" in r.getMessage() for r in caplog.records)
+        assert main([*args, "--top-n", "20"]) == 0
+    assert any("top_n=20 is less than 3 * top_k=30" in r.getMessage() for r in caplog.records)

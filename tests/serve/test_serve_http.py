@@ -297,6 +297,8 @@ def test_search_runs_the_pinned_pipeline(tiny_artifact, tmp_path):
             str(tiny_artifact),
             "--n",
             "5,10,20",
+            "--top-k",
+            "3",
             "--output",
             str(tmp_path / "sweep"),
         ],
@@ -339,3 +341,22 @@ def test_passage_scorer_equals_the_reranker_on_short_documents_and_reads_long_on
     assert (
         scores[0] > reranker.score("router reset", [long_doc])[0]
     )  # the answer is past the window
+
+
+def test_the_answer_head_is_served_per_result_and_drives_low_confidence(tiny_artifact):
+    query = "how long should french press coffee steep"
+    docs = ["Leave the grounds in for four minutes.", "Oil the chain monthly.", "Tyre pressure."]
+    _, answers = OnnxReranker(tiny_artifact, precision="int8").score_with_answer(query, docs)
+    s = Server("--model", str(tiny_artifact))
+    try:
+        body = s.post("/v2/rerank", {"query": query, "documents": docs}).json()
+        served = {r["index"]: r["answer_score"] for r in body["results"]}
+        assert served == pytest.approx(dict(enumerate(answers.tolist())), abs=1e-6)
+        tei = s.post("/rerank", {"query": query, "texts": docs}).json()
+        assert all(0 < r["answer_score"] < 1 for r in tei)
+        best = float(answers.max())
+        high = s.post("/v2/rerank", {"query": query, "documents": docs, "min_score": best + 1e-3})
+        low = s.post("/v2/rerank", {"query": query, "documents": docs, "min_score": best - 1e-3})
+        assert high.json()["low_confidence"] is True and low.json()["low_confidence"] is False
+    finally:
+        s.stop()

@@ -196,3 +196,20 @@ def test_batches_never_mix_groups_and_respect_the_budgets():
     alone = plan_batches(chars[:3], None, None, 512, 128)
     assert [b.tolist() for b in alone] == [b.tolist() for b in batches if groups[b[0]] == 0]
     assert [len(b) for b in plan_batches([10] * 5, None, 2, None, 128)] == [2, 2, 1]
+
+
+def test_engine_with_two_outputs_returns_and_caches_both():
+    calls = []
+
+    def outputs(queries, texts, groups):
+        calls.append(len(texts))
+        return np.stack([np.arange(len(texts), dtype=np.float32), -np.ones(len(texts))])
+
+    engine = Engine(outputs, "m", outputs=2)
+    try:
+        first = engine.submit("q", ["a", "b"]).result(5)
+        assert first.shape == (2, 2) and first[1].tolist() == [-1.0, -1.0]
+        again = engine.submit("q", ["b", "a"]).result(5)  # both from the cache
+        assert again.tolist() == [[1.0, 0.0], [-1.0, -1.0]] and calls == [2]
+    finally:
+        engine.close()

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from crossrank.data.beir import load_beir
 from crossrank.data.examples import fixture_path
-from crossrank.eval.metrics import mean, ndcg_at_k, percentile
+from crossrank.eval.metrics import mean, mrr_at_k, ndcg_at_k, percentile
 from crossrank.io import cache_dir as default_cache
 from crossrank.pipeline.two_stage import PipelineResult, RetrieveThenRerank
 from crossrank.retrieval.bm25 import bm25_for
@@ -76,20 +76,16 @@ def ensure_artifact(ckpt: Path, console: Console) -> Path:
 
 
 def _side_by_side(
-    result: PipelineResult, judged: dict[str, int], titles: dict[str, str], k: int
+    result: PipelineResult,
+    judged: dict[str, int],
+    titles: dict[str, str],
+    k: int,
+    answers: list[float] | None = None,
 ) -> Table:
+    """BM25's top ``k`` beside the reranked top ``k`` (and its answer probabilities)."""
     table = Table(title=f"[bold]{result.query}[/]", show_lines=False)
-    for col in (
-        "#",
-        "BM25 doc",
-        "title",
-        "score",
-        "gold",
-        "reranked doc",
-        "title",
-        "score",
-        "gold",
-    ):
+    columns = ["#", "BM25 doc", "title", "score", "gold", "reranked doc", "title", "score", "gold"]
+    for col in columns + (["answer"] if answers is not None else []):
         table.add_column(
             col, overflow="ellipsis", no_wrap=True, max_width=34 if col == "title" else None
         )
@@ -103,6 +99,8 @@ def _side_by_side(
                 row += [h.doc_id, titles[h.doc_id], f"{h.score:.2f}", gold]
             else:
                 row += ["", "", "", ""]
+        if answers is not None:
+            row.append(f"{answers[i]:.2f}" if i < len(answers) else "")
         table.add_row(*row)
     return table
 
@@ -113,17 +111,23 @@ def run_demo(
     top_k: int = 5,
     show: int = 3,
     cache_dir: str | None = None,
+    model: str | Path | None = None,
     console: Console | None = None,
 ) -> dict:
-    """Run the whole demo and return its summary (nDCG@10 before and after, latencies)."""
+    """Run the whole demo and return its summary (nDCG@10 before and after, latencies).
+
+    ``model``: an exported artifact to rerank with instead of training the tiny one."""
     if console is None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=150)
     logging.getLogger("lightning").setLevel(logging.WARNING)
     started = time.perf_counter()
-    ckpt = ensure_checkpoint(Path(config), console)
-    artifact = ensure_artifact(ckpt, console)
+    if model is None:
+        artifact = ensure_artifact(ensure_checkpoint(Path(config), console), console)
+    else:
+        artifact = Path(model)
+        console.print(f"reranking with {artifact} (no training)")
     data = load_beir(fixture_path(), "eval")
     doc_ids = list(data.corpus)
     retriever = bm25_for(data, default_cache(cache_dir))
@@ -131,15 +135,23 @@ def run_demo(
     two_stage = RetrieveThenRerank(retriever, reranker, top_n=top_n, top_k=max(top_k, 10))
     titles = {d: data.corpus[d]["title"] for d in doc_ids}
     before, after, timings = [], [], {"retrieve": [], "rerank": []}
+    mrr, first_right = [], 0
     for i, qid in enumerate(data.judged_queries()):
         result = two_stage.run(data.queries[qid])
         judged = data.qrels[qid]
+        ranked = [h.doc_id for h in result.reranked]
         before.append(ndcg_at_k([h.doc_id for h in result.first_stage], judged))
-        after.append(ndcg_at_k([h.doc_id for h in result.reranked], judged))
+        after.append(ndcg_at_k(ranked, judged))
+        mrr.append(mrr_at_k(ranked, judged, 10))
+        first_right += bool(ranked) and judged.get(ranked[0], 0) >= 1
         for stage in timings:
             timings[stage].append(result.timings_ms[stage])
         if i < show:
-            console.print(_side_by_side(result, judged, titles, top_k))
+            answers = None
+            if reranker.has_answer_head:
+                shown = [h.text for h in result.reranked[:top_k]]
+                answers = reranker.score_with_answer(result.query, shown)[1].tolist()
+            console.print(_side_by_side(result, judged, titles, top_k, answers))
     lat = Table(title="latency per query (ms)")
     for col in ("stage", "p50", "p95"):
         lat.add_column(col)
@@ -151,6 +163,8 @@ def run_demo(
         "top_n": top_n,
         "ndcg@10_first_stage": mean(before),
         "ndcg@10_reranked": mean(after),
+        "mrr@10_reranked": mean(mrr),
+        "gold_at_rank_1": first_right,
         "latency_ms": {
             s: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for s, v in timings.items()
         },
@@ -162,17 +176,22 @@ def run_demo(
         f"reranked {summary['ndcg@10_reranked']:.3f} ([bold {'green' if lift > 0 else 'red'}]"
         f"{lift:+.3f}[/]) in {summary['wall_s']:.1f} s"
     )
+    console.print(
+        f"reranked rank 1 is a gold document (grade >= 1) for {first_right} of {len(before)} "
+        f"queries; reranked MRR@10 {summary['mrr@10_reranked']:.3f}"
+    )
     return summary
 
 
 def run(args) -> int:
-    summary = run_demo(args.config, top_n=args.top_n, top_k=args.top_k)
+    summary = run_demo(args.config, top_n=args.top_n, top_k=args.top_k, model=args.model)
     return 0 if summary["ndcg@10_reranked"] > summary["ndcg@10_first_stage"] else 1
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="train, export and rerank the fixture corpus end to end")
     p.add_argument("--config", default="configs/tiny.yaml")
+    p.add_argument("--model", help="an exported artifact (e.g. a trained MiniLM) instead of tiny")
     p.add_argument("--top-n", type=int, default=30)
     p.add_argument("--top-k", type=int, default=5)
     p.set_defaults(func=run)

@@ -6,12 +6,13 @@ import argparse
 import json
 
 from crossrank.cli.common import add_first_stage, add_pooling, add_precision, prepare_first_stage
+from crossrank.data.beir import load_beir
 from crossrank.eval.evaluate import evaluate
 from crossrank.eval.report import print_report
 from crossrank.io import write_text_atomic
 from crossrank.pipeline.fusion import Fusion
 from crossrank.pipeline.stages import artifact_fusion, build_reranker, build_retriever
-from crossrank.pipeline.two_stage import Scorer
+from crossrank.pipeline.two_stage import Scorer, warn_if_shallow
 from crossrank.retrieval.base import Retriever
 
 
@@ -36,10 +37,17 @@ def add_stage_options(p: argparse.ArgumentParser, sweep: bool = False) -> None:
     )
     add_pooling(p)
     p.add_argument("--max-queries", type=int)
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a corpus with empty documents (naming them) instead of skipping them",
+    )
 
 
 def load_stages(args: argparse.Namespace) -> tuple[Retriever, Scorer | None, Fusion | None]:
     """(first stage, reranker or None, fusion or None) as the command line names them."""
+    if args.strict:
+        load_beir(args.data, args.split, strict=True)
     prepare_first_stage(args.retriever, args.cache_dir)
     retriever = build_retriever(
         args.retriever, args.data, args.cache_dir, approximate=args.approximate
@@ -70,6 +78,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if not args.data:
         raise ValueError("expected --data DIR (or --pipeline pipeline.json)")
     retriever, reranker, fusion = load_stages(args)
+    if reranker is not None:
+        warn_if_shallow(args.top_n, args.top_k)
     report = evaluate(
         args.data,
         args.split,
@@ -95,6 +105,7 @@ def run_pinned(args: argparse.Namespace) -> int:
 
     prepare_first_stage(PipelineSpec.load(args.pipeline).retriever.kind, args.cache_dir)
     spec, pipe = open_pipeline(args.pipeline, args.cache_dir, args.batch_size)
+    warn_if_shallow(pipe.top_n, pipe.top_k)
     report = evaluate(
         spec.data,
         args.split,

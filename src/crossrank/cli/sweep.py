@@ -7,7 +7,7 @@ from pathlib import Path
 
 from crossrank.cli.eval import add_stage_options, load_stages
 from crossrank.eval.report import print_sweep
-from crossrank.eval.sweep import sweep, write_sweep
+from crossrank.eval.sweep import check_budgets, sweep, write_sweep
 from crossrank.pipeline.pinning import pin_pipeline
 
 
@@ -19,11 +19,20 @@ def parse_budgets(text: str) -> list[int]:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    ns = check_budgets(parse_budgets(args.n), args.top_k)  # before any loading
     retriever, reranker, fusion = load_stages(args)
     if reranker is None:
         raise ValueError("expected --model: a sweep measures reranking")
-    ns = parse_budgets(args.n)
-    result = sweep(args.data, args.split, retriever, reranker, ns, args.max_queries, fusion=fusion)
+    result = sweep(
+        args.data,
+        args.split,
+        retriever,
+        reranker,
+        ns,
+        args.max_queries,
+        fusion=fusion,
+        top_k=args.top_k,
+    )
     result.update(
         {"retriever": args.retriever, "model": str(args.model), "precision": args.precision}
     )

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 Qrels = dict[str, dict[str, int]]
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -70,22 +73,39 @@ def _require_str(row: dict, key: str, path: Path, lineno: int, allow_empty: bool
     return value
 
 
-def read_corpus(path: Path) -> dict[str, dict[str, str]]:
+def read_corpus(path: Path, strict: bool = False) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """The documents, and the ids of those with neither title nor text: skipped (nothing can
+    match them), or with ``strict`` an error that names them."""
     corpus: dict[str, dict[str, str]] = {}
+    empty: list[str] = []
     for lineno, row in iter_jsonl(path):
         doc_id = str(row.get("_id", "")).strip()
         if not doc_id:
             raise DataError(f"{path}:{lineno}: expected an '_id', got {row.get('_id')!r}")
         title = row.get("title") or ""
         text = _require_str(row, "text", path, lineno, allow_empty=True)
-        if not (text.strip() or str(title).strip()):
-            raise DataError(f"{path}:{lineno}: document {doc_id!r} has neither title nor text")
-        if doc_id in corpus:
+        if doc_id in corpus or doc_id in empty:
             raise DataError(f"{path}:{lineno}: duplicate document id {doc_id!r}")
+        if not (text.strip() or str(title).strip()):
+            empty.append(doc_id)
+            continue
         corpus[doc_id] = {"title": str(title), "text": text}
+    if empty and strict:
+        raise DataError(
+            f"{path}: expected a title or text in every document, got {len(empty)} without: "
+            f"{empty[:20]}"
+        )
+    if empty:
+        log.warning(
+            "%s: skipped %d document(s) with neither title nor text (e.g. %s; --strict names "
+            "them all)",
+            path,
+            len(empty),
+            empty[:3],
+        )
     if not corpus:
         raise DataError(f"{path}: expected at least one document, got none")
-    return corpus
+    return corpus, empty
 
 
 def read_queries(path: Path) -> dict[str, str]:
@@ -126,18 +146,25 @@ def read_qrels(path: Path) -> Qrels:
     return qrels
 
 
-def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
-    """Load a BEIR folder; judgements naming unknown queries or documents are an error."""
+def load_beir(path: str | Path, split: str = "test", strict: bool = False) -> BeirDataset:
+    """Load a BEIR folder; judgements naming unknown queries or documents are an error.
+
+    Documents with neither title nor text are skipped with one warning, and so are their
+    judgements; ``strict`` refuses the folder instead, naming them."""
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: expected a BEIR folder, found none")
-    corpus = read_corpus(root / "corpus.jsonl")
+    corpus, empty = read_corpus(root / "corpus.jsonl", strict)
     queries = read_queries(root / "queries.jsonl")
     qrels_path = root / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
         have = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
         raise DataError(f"{qrels_path}: no qrels for split {split!r}; splits here: {have}")
     qrels = read_qrels(qrels_path)
+    skipped = set(empty)
+    for docs in qrels.values():
+        for doc_id in skipped.intersection(docs):
+            del docs[doc_id]
     for qid, docs in qrels.items():
         if qid not in queries:
             raise DataError(f"{qrels_path}: query {qid!r} is not in queries.jsonl")

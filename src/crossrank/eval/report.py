@@ -54,7 +54,14 @@ def print_sweep(result: dict, console: Console | None = None) -> None:
             f"{r['rerank_p50_ms']:.1f}",
             f"{r['rerank_p95_ms']:.1f}",
         )
-    (console or Console(width=140)).print(table)
+    console = console or Console(width=140)
+    console.print(table)
+    if result.get("knee_any_n", result["knee"]) < result["knee"]:
+        console.print(
+            f"the curve's knee lies at N={result['knee_any_n']}, below 3 x top_k = "
+            f"{result['min_n']}; pinned N={result['knee']} so the reranker can reorder the top "
+            f"{result['top_k']}"
+        )
 
 
 def plot_sweep(result: dict, path: Path, title: str = "") -> None:

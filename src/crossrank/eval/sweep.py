@@ -30,10 +30,28 @@ FIELDS = [
 ]
 
 
-def knee(rows: Sequence[dict], tolerance: float = KNEE_TOLERANCE) -> int:
-    """The smallest N whose nDCG@10 is within ``tolerance`` of the best."""
-    best = max(r["ndcg@10"] for r in rows)
-    return min(r["n"] for r in rows if r["ndcg@10"] >= best - tolerance)
+def knee(rows: Sequence[dict], tolerance: float = KNEE_TOLERANCE, min_n: int = 1) -> int:
+    """The smallest N >= ``min_n`` whose nDCG@10 is within ``tolerance`` of the best such N."""
+    allowed = [r for r in rows if r["n"] >= min_n]
+    if not allowed:
+        raise ValueError(
+            f"expected at least one candidate budget N >= {min_n} (3 x top_k), got "
+            f"{[r['n'] for r in rows]}"
+        )
+    best = max(r["ndcg@10"] for r in allowed)
+    return min(r["n"] for r in allowed if r["ndcg@10"] >= best - tolerance)
+
+
+def check_budgets(ns: Sequence[int], top_k: int) -> list[int]:
+    """The budgets sorted, after checking they are >= 1 and one is at least 3 * ``top_k``."""
+    ns = sorted(set(ns))
+    if not ns or ns[0] < 1:
+        raise ValueError(f"expected candidate budgets >= 1, got {list(ns)}")
+    if ns[-1] < 3 * top_k:
+        raise ValueError(
+            f"expected at least one candidate budget N >= {3 * top_k} (3 x top_k {top_k}), got {ns}"
+        )
+    return ns
 
 
 def sweep(
@@ -45,13 +63,20 @@ def sweep(
     max_queries: int | None = None,
     progress: bool = True,
     fusion: Fusion | None = None,
+    top_k: int = 10,
 ) -> dict:
-    """For each N: rerank the first stage's top N of every query and measure it."""
+    """For each N: rerank the first stage's top N of every query and measure it. The knee is
+    chosen among N >= 3 * ``top_k`` (below that a reranker can hardly reorder the top K);
+    ``knee_any_n`` says where it would lie without that floor."""
     from rich.progress import track
 
     ns = sorted(set(ns))
     if not ns or ns[0] < 1:
         raise ValueError(f"expected candidate budgets >= 1, got {list(ns)}")
+    if ns[-1] < 3 * top_k:
+        raise ValueError(
+            f"expected at least one candidate budget N >= {3 * top_k} (3 x top_k {top_k}), got {ns}"
+        )
     dataset = load_beir(data, split)
     qids, skipped = select_queries(dataset, max_queries)
     per_n: dict[int, dict[str, list[float]]] = {n: {} for n in ns}
@@ -95,7 +120,10 @@ def sweep(
         "queries": len(qids),
         "skipped_queries": skipped,
         "rows": rows,
-        "knee": knee(rows),
+        "knee": knee(rows, min_n=3 * top_k),
+        "knee_any_n": knee(rows),
+        "min_n": 3 * top_k,
+        "top_k": top_k,
         "knee_tolerance": KNEE_TOLERANCE,
     }
 

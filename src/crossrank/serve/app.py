@@ -87,6 +87,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         results = []
         for i in order:
             item = {"index": i, "relevance_score": float(values[i])}
+            if scored.answer is not None:
+                item["answer_score"] = float(scored.answer[i])
             if req.return_documents:
                 item["document"] = {"text": req.documents[i]}
             if scored.by_passage:
@@ -121,6 +123,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         body = []
         for i in order:
             item = {"index": i, "score": float(values[i])}
+            if scored.answer is not None:
+                item["answer_score"] = float(scored.answer[i])
             if req.return_documents:
                 item["text"] = req.documents[i]
             body.append(item)

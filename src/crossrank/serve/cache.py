@@ -21,13 +21,13 @@ def pair_key(model: str, query: str, text: str) -> tuple[str, bytes]:
 
 
 class ScoreCache:
-    """Maps ``pair_key`` to a raw score; evicts the least recently used beyond ``max_bytes``."""
+    """Maps ``pair_key`` to a pair's raw outputs (a tuple of floats); evicts the least recently used beyond ``max_bytes``."""
 
     def __init__(self, max_bytes: int) -> None:
         if max_bytes < 0:
             raise ValueError(f"expected max_bytes >= 0, got {max_bytes}")
         self.max_bytes = max_bytes
-        self._data: OrderedDict[tuple[str, bytes], float] = OrderedDict()
+        self._data: OrderedDict[tuple[str, bytes], tuple[float, ...]] = OrderedDict()
         self._lock = threading.Lock()
         self._entry = _ENTRY_OVERHEAD + sys.getsizeof(b"0" * 16)
         self.hits = 0
@@ -40,7 +40,7 @@ class ScoreCache:
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, key: tuple[str, bytes]) -> float | None:
+    def get(self, key: tuple[str, bytes]) -> tuple[float, ...] | None:
         with self._lock:
             value = self._data.get(key)
             if value is None:
@@ -50,7 +50,7 @@ class ScoreCache:
             self.hits += 1
             return value
 
-    def put(self, key: tuple[str, bytes], value: float) -> None:
+    def put(self, key: tuple[str, bytes], value: tuple[float, ...]) -> None:
         if self.max_bytes < self._entry:
             return
         with self._lock:

@@ -39,7 +39,9 @@ class Engine:
     Args:
         score_pairs: ``(queries, texts, groups) -> raw scores``, e.g.
             ``OnnxReranker.score_pairs``; ``groups`` labels each pair with its request, so
-            that a request's scores do not depend on what it was merged with.
+            that a request's scores do not depend on what it was merged with. With
+            ``outputs > 1`` it returns ``[outputs, pairs]`` (``OnnxReranker.outputs_of_pairs``:
+            scores and answer logits), and so do the engine's futures.
         model_key: identifies the model in cache keys (the graph's sha256 and precision).
         max_queue: jobs that may wait; one more is refused with :class:`QueueFull`.
         max_batch_pairs: pairs one worker merges from waiting jobs (1: no micro-batching).
@@ -54,6 +56,7 @@ class Engine:
         max_batch_pairs: int = 256,
         cache_bytes: int = 64 << 20,
         on_batch: Callable[[int, float], None] | None = None,
+        outputs: int = 1,
     ) -> None:
         if workers < 1 or max_queue < 1 or max_batch_pairs < 1:
             raise ValueError(
@@ -61,6 +64,7 @@ class Engine:
                 f"{workers}, {max_queue} and {max_batch_pairs}"
             )
         self.score_pairs = score_pairs
+        self.outputs = outputs
         self.model_key = model_key
         self.max_batch_pairs = max_batch_pairs
         self.cache = ScoreCache(cache_bytes)
@@ -94,8 +98,12 @@ class Engine:
         cached = [self.cache.get(k) for k in keys]
         missing = [i for i, s in enumerate(cached) if s is None]
         result: Future = Future()
+        known = np.zeros((self.outputs, len(texts)), dtype=np.float32)
+        for i, values in enumerate(cached):
+            if values is not None:
+                known[:, i] = values
         if not missing:
-            result.set_result(np.asarray(cached, dtype=np.float32))
+            result.set_result(self._shape(known))
             return result
         job = _Job(query, [texts[i] for i in missing])
         try:
@@ -107,12 +115,14 @@ class Engine:
             if f.exception() is not None:
                 result.set_exception(f.exception())
                 return
-            scores = np.asarray([0.0 if s is None else s for s in cached], dtype=np.float32)
-            scores[missing] = f.result()
-            result.set_result(scores)
+            known[:, missing] = f.result()
+            result.set_result(self._shape(known))
 
         job.future.add_done_callback(done)
         return result
+
+    def _shape(self, values: np.ndarray) -> np.ndarray:
+        return values[0] if self.outputs == 1 else values
 
     def _take(self) -> list[_Job] | None:
         first = self._queue.get()
@@ -140,15 +150,16 @@ class Engine:
                 texts = [t for j in jobs for t in j.texts]
                 groups = [k for k, j in enumerate(jobs) for _ in j.texts]
                 t0 = time.perf_counter()
-                scores = self.score_pairs(queries, texts, groups)
+                out = self.score_pairs(queries, texts, groups)
+                values = np.asarray(out, dtype=np.float32).reshape(self.outputs, len(texts))
                 if self.on_batch is not None:
                     self.on_batch(len(texts), time.perf_counter() - t0)
                 start = 0
                 for j in jobs:
-                    part = scores[start : start + len(j.texts)]
+                    part = values[:, start : start + len(j.texts)]
                     start += len(j.texts)
-                    for t, s in zip(j.texts, part, strict=True):
-                        self.cache.put(pair_key(self.model_key, j.query, t), float(s))
+                    for i, t in enumerate(j.texts):
+                        self.cache.put(pair_key(self.model_key, j.query, t), tuple(part[:, i]))
                     j.future.set_result(part)
             except Exception as exc:  # a backend failure: every job of the batch learns of it
                 for j in jobs:

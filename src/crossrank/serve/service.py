@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossrank.pipeline.two_stage import RetrieveThenRerank
+from crossrank.pipeline.two_stage import RetrieveThenRerank, warn_if_shallow
 from crossrank.runtime.calibration import calibrate
 from crossrank.runtime.passages import (
     document_budget,
@@ -54,6 +54,7 @@ class Scored:
     probability: np.ndarray  # calibrated, in [0, 1]
     passages: list[int]  # passages scored per document
     by_passage: bool  # whether documents were split into passages
+    answer: np.ndarray | None = None  # answer-head probability per document, if the model has one
 
 
 class Service:
@@ -85,14 +86,16 @@ class Service:
         graph = MODEL_FILES[self.reranker.precision]
         self.model_key = f"{self.reranker.manifest.files[graph]}:{self.reranker.precision}"
         self.calibration = self.reranker.manifest.calibration
+        head = self.reranker.has_answer_head
         self.engine = Engine(
-            self.reranker.score_pairs,
+            self.reranker.outputs_of_pairs if head else self.reranker.score_pairs,
             self.model_key,
             workers=config.workers,
             max_queue=config.max_queue,
             max_batch_pairs=config.max_batch_pairs,
             cache_bytes=int(config.cache_mb * (1 << 20)),
             on_batch=metrics.observe_batch,
+            outputs=2 if head else 1,
         )
 
     def _units(self, req: RerankRequest, passages: bool) -> list[list[str]]:
@@ -122,7 +125,8 @@ class Service:
                     )
         return [[d] for d in req.documents]
 
-    async def _scores(self, query: str, texts: list[str]) -> np.ndarray:
+    async def _outputs(self, query: str, texts: list[str]) -> np.ndarray:
+        """``[outputs, texts]``: relevance logits, then answer logits when the model has them."""
         try:
             future = self.engine.submit(query, texts)
         except QueueFull:
@@ -131,31 +135,37 @@ class Service:
                 f"expected a free slot in the inference queue (--max-queue "
                 f"{self.config.max_queue}), got a full queue; retry later",
             ) from None
-        return await asyncio.wrap_future(future)
+        return np.atleast_2d(await asyncio.wrap_future(future))
 
     async def rerank(self, req: RerankRequest) -> Scored:
         passages = self.config.passages if req.passages is None else req.passages
         pooling = req.pooling or self.config.pooling
         units = await asyncio.to_thread(self._units, req, passages)
-        scores = await self._scores(req.query, flatten(units))
-        raw = pool_units(scores, units, pooling)
-        return Scored(raw, calibrate(raw, self.calibration), [len(u) for u in units], passages)
+        out = await self._outputs(req.query, flatten(units))
+        raw = pool_units(out[0], units, pooling)
+        answer = None
+        if len(out) > 1:  # a document answers when any of its passages does
+            answer = 1.0 / (1.0 + np.exp(-pool_units(out[1], units, "max")))
+        probability = calibrate(raw, self.calibration)
+        return Scored(raw, probability, [len(u) for u in units], passages, answer)
 
     def low_confidence(self, scored: Scored, threshold: float | None) -> bool | None:
         threshold = self.config.min_score if threshold is None else threshold
         if threshold is None:
             return None
-        return bool(scored.probability.max() < threshold)
+        best = scored.answer if scored.answer is not None else scored.probability
+        return bool(best.max() < threshold)
 
     async def search(self, req: SearchRequest) -> dict:
         if self.pipeline is None:
             raise ApiError(404, "expected a server started with --pipeline for /search, got none")
         top_n = req.top_n or self.pipeline.top_n
+        warn_if_shallow(top_n, req.top_k)
         t0 = time.perf_counter()
         hits = await asyncio.to_thread(self.pipeline.retriever.retrieve, req.query, top_n)
         t1 = time.perf_counter()
         texts = [h.text for h in hits]  # every crossrank retriever keeps its texts
-        scores = await self._scores(req.query, texts) if hits else np.zeros(0)
+        scores = (await self._outputs(req.query, texts))[0] if hits else np.zeros(0)
         if self.pipeline.fusion is not None and len(hits):
             scores = self.pipeline.fusion.apply(scores, np.array([h.score for h in hits]))
         t2 = time.perf_counter()
