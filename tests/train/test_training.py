@@ -76,7 +76,7 @@ class CrashAt(L.Callback):
 
 
 @pytest.mark.slow
-def test_seeded_runs_and_a_run_resumed_after_a_crash_end_at_the_same_metrics(tmp_path):
+def test_seeded_runs_and_a_run_resumed_mid_epoch_after_a_crash_end_at_the_same_metrics(tmp_path):
     straight = train_tiny(tmp_path / "a", "--trainer.max_epochs", "3")
     again = train_tiny(tmp_path / "b", "--trainer.max_epochs", "3")
     crashing = train_tiny(tmp_path / "c", "--trainer.max_epochs", "3", run=False)
@@ -84,7 +84,10 @@ def test_seeded_runs_and_a_run_resumed_after_a_crash_end_at_the_same_metrics(tmp
     with pytest.raises(RuntimeError, match="simulated crash"):
         crashing.trainer.fit(crashing.model, datamodule=crashing.datamodule)
     last = tmp_path / "c" / "last.ckpt"
-    assert torch.load(last, weights_only=False)["epoch"] == 0
+    state = torch.load(last, weights_only=False)
+    # LatestCheckpoint wrote it at step 70, in the middle of epoch 1, with the loader's place.
+    assert (state["epoch"], state["global_step"]) == (1, 70)
+    assert state["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"consumed": 24}]
     resumed = train_tiny(tmp_path / "c", "--trainer.max_epochs", "3", "--ckpt_path", str(last))
     assert resumed.trainer.current_epoch == 3
     assert [int(r["epoch"]) for r in _margins(tmp_path / "c")] == [0, 1, 2]

@@ -25,6 +25,7 @@ from crossrank.train.datasets import (
     collate_groups,
     collate_pairs,
 )
+from crossrank.train.loader import ResumableLoader
 from crossrank.train.negatives import mine_candidates
 
 __all__ = ["GroupDataset", "PairBatch", "RankingDataset", "TriplesDataModule"]
@@ -131,7 +132,7 @@ class TriplesDataModule(L.LightningDataModule):
             self._train_ds.epoch = epoch
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
+        return ResumableLoader(
             self._train_ds,
             batch_size=self.hparams.batch_size,
             sampler=EpochShuffle(len(self._train_ds), self.hparams.seed),

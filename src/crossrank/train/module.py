@@ -62,6 +62,7 @@ class CrossEncoderModule(L.LightningModule):
         )
         # The same candidates in first-stage order: what reranking has to beat.
         self.val_first_stage = RetrievalNormalizedDCG(top_k=10)
+        self._loader_states: list[dict] = []  # the train loader's position in a resumed epoch
 
     def encode(self, queries: list[str], documents: list[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer.encode_pairs(queries, documents, self.max_length)
@@ -79,6 +80,23 @@ class CrossEncoderModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch)
+
+    def on_train_start(self) -> None:
+        # Lightning calls no on_train_epoch_start for an epoch resumed in its middle, so the
+        # negatives' epoch and the loader's position are set here, before its first batch.
+        self.on_train_epoch_start()
+        loader = self.trainer.train_dataloader
+        states, self._loader_states = self._loader_states, []
+        # A checkpoint written at an epoch's end resumes with the next epoch, from its start.
+        if states and hasattr(loader, "load_state_dict") and states[0]["consumed"] < len(loader):
+            loader.load_state_dict(states[0])
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning hands a resumed loader its saved position only when it builds the loader
+        # after reading the checkpoint; our schedule's estimated_stepping_batches builds it
+        # first. So the position (ResumableLoader.state_dict) is handed over here.
+        fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
+        self._loader_states = list(fit_loop.get("state_dict", {}).get("combined_loader", []))
 
     def training_step(self, batch: PairBatch, batch_idx: int) -> torch.Tensor:
         scores, answer = self.model.forward_with_answer(
