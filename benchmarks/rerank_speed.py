@@ -61,7 +61,7 @@ def variants() -> list[str]:
     except ImportError:
         print("openvino is not installed: no bf16 rows", file=sys.stderr)
         precisions.remove("bf16")
-    return [PEER, *(f"crossrank_{p}" for p in precisions)]
+    return [PEER, *(f"crossrank_{p}" for p in precisions), "crossrank_auto"]
 
 
 def load(variant: str, workdir: Path, max_length: int, batch_size: int | None):
@@ -86,13 +86,30 @@ def load(variant: str, workdir: Path, max_length: int, batch_size: int | None):
         )
     from crossrank.runtime import OnnxReranker
 
+    precision = variant.split("_")[1]
     reranker = OnnxReranker(
         workdir / "onnx",
-        precision=variant.split("_")[1],
-        batch_size=batch_size,
+        precision=precision,
+        # int8 always scores one pair per call (batch-independent scores)
+        batch_size=None if reranker_int8(workdir, precision) else batch_size,
         max_length=max_length,
     )
     return reranker.score
+
+
+def reranker_int8(workdir: Path, precision: str) -> bool:
+    from crossrank.runtime.precision import resolve_precision
+
+    return resolve_precision(workdir / "onnx", precision) == "int8"
+
+
+def batch_independence(workdir: Path, variant: str, query: str, docs: list[str]) -> float:
+    """Max |score together - score alone| over the pairs (0: batch-mates change nothing)."""
+    from crossrank.runtime import OnnxReranker
+
+    r = OnnxReranker(workdir / "onnx", precision=variant.split("_")[1], max_length=WINDOW)
+    alone = r.score_pairs([query] * len(docs), docs, groups=list(range(len(docs))))
+    return float(np.abs(r.score(query, docs) - alone).max())
 
 
 def peak_rss_mib(
@@ -203,7 +220,39 @@ COLUMNS: list[Column] = [
     ("drift", "max_abs_drift_vs_fp32", ">8.3f"),
     ("rho", "spearman_vs_fp32", ">7.3f"),
     ("top10", "top10_overlap_vs_fp32", ">6.1f"),
+    ("batch Δ", "batch_independence_max_abs", ">9.1e"),
 ]
+
+
+def op_profile(workdir: Path, precision: str, query: str, docs: list[str]) -> dict[str, float]:
+    """Share of onnxruntime kernel time per operator type, scoring the pairs once."""
+    import json
+
+    import onnxruntime as ort
+
+    from crossrank.runtime import OnnxReranker
+    from crossrank.runtime.backends import default_threads
+    from crossrank.runtime.precision import MODEL_FILES
+
+    r = OnnxReranker(workdir / "onnx", precision=precision, max_length=WINDOW)
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(workdir / f"profile-{precision}")
+    options.intra_op_num_threads = default_threads()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(
+        str(workdir / "onnx" / MODEL_FILES[precision]), options, providers=["CPUExecutionProvider"]
+    )
+    r.backend.session = session
+    r.score(query, docs)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    by_op: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            op = e.get("args", {}).get("op_name", "?")
+            by_op[op] = by_op.get(op, 0.0) + e["dur"]
+    total = sum(by_op.values()) or 1.0
+    return {k: v / total for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])}
 
 
 def batch_shapes(model_dir: Path, query: str, docs: list[str]) -> list[tuple[int, int]]:
@@ -245,6 +294,12 @@ def main() -> int:
     rows = rows_for(main_result, names, len(docs))
     for r in rows:
         r["peak_rss_mib"] = peak_rss_mib(r["variant"], workdir, WINDOW, None, args.data)
+        if r["variant"] != PEER:
+            r["batch_independence_max_abs"] = batch_independence(workdir, r["variant"], query, docs)
+    from crossrank.runtime.precision import resolve_precision
+
+    auto = resolve_precision(workdir / "onnx", "auto")
+    print(f"auto picks {auto} on this CPU")
     print_table(
         f"{len(docs)} pairs, max_length {WINDOW}, default batching (peer 32; crossrank "
         f"onnxruntime ≤ 512 tokens per call, OpenVINO 8), median of {args.rounds} rounds",
@@ -254,6 +309,10 @@ def main() -> int:
 
     tok = {L: tokenize_ms(workdir / "onnx", query, docs, L) for L in (128, 256, 512)}
     print("tokenization ms per 100 pairs:", {k: round(v, 1) for k, v in tok.items()})
+    profile = {p: op_profile(workdir, p, query, docs) for p in ("fp32", "int8")}
+    for p, ops in profile.items():
+        top = ", ".join(f"{op} {share:.0%}" for op, share in list(ops.items())[:8])
+        print(f"onnxruntime {p} time by operator type: {top}")
     grid = []
     if not args.no_grid:
         for max_length in (128, 256, 512):
@@ -294,6 +353,8 @@ def main() -> int:
         },
         "grid": {"rounds": args.grid_rounds, "rows": grid},
         "tokenization_ms_per_100_pairs": tok,
+        "auto": auto,
+        "profile": profile,
         "compute": {"gflop": flops, "gemm_gflop_per_s": throughput, "floor_ms": floor},
         "trained_reranker": {"model": str(args.model), "max_length": window} if args.model else {},
         "trained_reranker_agreement": trained,

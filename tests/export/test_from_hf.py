@@ -94,13 +94,15 @@ def test_fast_precisions_load_and_keep_the_fp32_ranking(minilm_artifact, precisi
         assert len(top) >= 7, (precision, len(top))
 
 
-def test_auto_precision_is_int8_when_the_artifact_has_it(minilm_artifact, tmp_path):
+def test_auto_precision_follows_the_cpu_and_what_the_artifact_has(minilm_artifact, tmp_path):
     import shutil
 
-    assert OnnxReranker(minilm_artifact, precision="auto").precision == "int8"
+    from crossrank.runtime.hardware import fastest_precision
+
+    assert OnnxReranker(minilm_artifact, precision="auto").precision == fastest_precision(True)[0]
     fp32_only = tmp_path / "fp32-only"
     shutil.copytree(minilm_artifact, fp32_only)
     (fp32_only / "model.int8.onnx").unlink()
-    assert OnnxReranker(fp32_only, precision="auto").precision == "fp32"
+    assert OnnxReranker(fp32_only, precision="auto").precision in ("fp32", "bf16")
     with pytest.raises(ValueError, match="expected precision in"):
         OnnxReranker(minilm_artifact, precision="fp16")

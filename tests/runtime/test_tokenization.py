@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.runtime.tokenization import HashingTokenizer, pack_pairs, query_cap
+from crossrank.runtime.tokenization import HashingTokenizer, is_blank, pack_pairs, query_cap
 from crossrank.runtime.wordpiece import WordPieceTokenizer, clip_at_whitespace
 from tests.conftest import outputs_across_hash_seeds
 
 TOK = HashingTokenizer(vocab_size=1000)
-non_blank = st.text(min_size=1, max_size=400).filter(lambda s: s.strip())
+non_blank = st.text(min_size=1, max_size=400).filter(lambda s: not is_blank(s))
 
 
 def test_packing_layout_and_type_ids():
@@ -123,8 +123,8 @@ _TEXT = st.lists(st.sampled_from(_PIECES), max_size=150).map("".join)
 
 @settings(max_examples=150, deadline=None)
 @given(
-    query=_TEXT.filter(str.strip),
-    document=_TEXT.filter(str.strip),
+    query=_TEXT.filter(lambda s: not is_blank(s)),
+    document=_TEXT.filter(lambda s: not is_blank(s)),
     max_length=st.sampled_from([8, 16, 40]),
 )
 def test_wordpiece_fast_paths_give_exactly_the_full_texts_tokens(
@@ -151,3 +151,11 @@ def test_clip_at_whitespace_keeps_short_texts_and_unbroken_words():
     assert clip_at_whitespace("short text", 100) == "short text"
     assert clip_at_whitespace("alpha beta gamma", 12) == "alpha beta"
     assert clip_at_whitespace("x" * 50, 10) == "x" * 50  # no whitespace: nothing is cut
+
+
+def test_invisible_text_is_blank():
+    for blank in ("", "  ", "\u200b", "\ufeff\u200c", "\u2028\t", "\x1b"):
+        assert is_blank(blank), repr(blank)
+        with pytest.raises(ValueError, match="expected non-empty text"):
+            TOK.encode_pairs(["q"], [blank], 32)
+    assert not is_blank("a\u200b") and not is_blank("é")

@@ -2,10 +2,8 @@
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving import Server
 
 from crossrank.data.examples import fixture_path
 from crossrank.runtime import OnnxReranker
@@ -41,46 +40,6 @@ TEI_EXAMPLE = {  # the request in text-embeddings-inference's README
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "crossrank.cli.main", "serve", "--port", str(self.port), *args]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("server did not become healthy in 60 s")
-
-    def post(self, path: str, body, **kw) -> httpx.Response:
-        content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return httpx.post(self.url + path, content=content, timeout=60, **kw)
-
-    def metric(self, name: str) -> float:
-        for line in httpx.get(self.url + "/metrics").text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        raise KeyError(name)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(20)
-
-
 @pytest.fixture(scope="module")
 def server(tiny_artifact):
     s = Server("--model", str(tiny_artifact), "--max-docs", "50", "--max-body-mb", "0.05")
@@ -103,7 +62,7 @@ def test_cohere_example_round_trips(server, tiny_artifact):
         assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
         for x in results:
             assert x["document"] == {"text": COHERE_EXAMPLE["documents"][x["index"]]}
-    direct = OnnxReranker(tiny_artifact, precision="int8").rerank(
+    direct = OnnxReranker(tiny_artifact, precision="auto").rerank(
         query=COHERE_EXAMPLE["query"], documents=COHERE_EXAMPLE["documents"], top_k=3
     )
     assert [x["index"] for x in results] == [d.index for d in direct]
@@ -225,7 +184,7 @@ def test_concurrent_requests_are_neither_lost_nor_mixed(tiny_artifact):
         statuses = [r.status_code for r in responses]
         assert all(code in (200, 429) for code in statuses), statuses
         assert 429 in statuses and 200 in statuses
-        direct = OnnxReranker(tiny_artifact, precision="int8")
+        direct = OnnxReranker(tiny_artifact, precision="auto")
         for q, r in zip(queries, responses, strict=True):
             if r.status_code == 200:
                 expected = [x.index for x in direct.rerank(query=q, documents=docs, top_k=10)]
@@ -346,7 +305,7 @@ def test_passage_scorer_equals_the_reranker_on_short_documents_and_reads_long_on
 def test_the_answer_head_is_served_per_result_and_drives_low_confidence(tiny_artifact):
     query = "how long should french press coffee steep"
     docs = ["Leave the grounds in for four minutes.", "Oil the chain monthly.", "Tyre pressure."]
-    _, answers = OnnxReranker(tiny_artifact, precision="int8").score_with_answer(query, docs)
+    _, answers = OnnxReranker(tiny_artifact, precision="auto").score_with_answer(query, docs)
     s = Server("--model", str(tiny_artifact))
     try:
         body = s.post("/v2/rerank", {"query": query, "documents": docs}).json()

@@ -186,14 +186,14 @@ def test_engine_serves_repeats_from_the_cache():
 def test_batches_never_mix_groups_and_respect_the_budgets():
     from crossrank.runtime.reranker import plan_batches
 
-    chars = [400, 40, 4000, 400, 40, 4000]
+    lengths = [103, 13, 1003, 103, 13, 1003]  # tokens per pair
     groups = [0, 0, 0, 1, 1, 1]
-    batches = plan_batches(chars, groups, None, 512, 128)
+    batches = plan_batches(lengths, groups, None, 512, 128)
     for b in batches:
         assert len({groups[i] for i in b}) == 1
-        assert len(b) * min(128, max(chars[i] for i in b) // 4 + 3) <= 512 or len(b) == 1
+        assert len(b) * min(128, max(lengths[i] for i in b)) <= 512 or len(b) == 1
     assert sorted(i for b in batches for i in b) == list(range(6))
-    alone = plan_batches(chars[:3], None, None, 512, 128)
+    alone = plan_batches(lengths[:3], None, None, 512, 128)
     assert [b.tolist() for b in alone] == [b.tolist() for b in batches if groups[b[0]] == 0]
     assert [len(b) for b in plan_batches([10] * 5, None, 2, None, 128)] == [2, 2, 1]
 
@@ -213,3 +213,54 @@ def test_engine_with_two_outputs_returns_and_caches_both():
         assert again.tolist() == [[1.0, 0.0], [-1.0, -1.0]] and calls == [2]
     finally:
         engine.close()
+
+
+def test_a_small_request_is_not_stuck_behind_a_large_one():
+    order, started = [], threading.Event()
+
+    def score_pairs(queries, texts, groups):
+        started.set()
+        threading.Event().wait(0.01)
+        order.append((queries[0], len(texts)))
+        return np.ones(len(texts), dtype=np.float32)
+
+    engine = Engine(score_pairs, "m", max_batch_pairs=1, chunk_pairs=4, cache_bytes=0)
+    try:
+        large = engine.submit("large", [f"doc {i}" for i in range(40)])
+        started.wait(5)
+        small = engine.submit("small", ["a", "b"])
+        small.result(5)
+        assert not large.done()  # the small job finished first
+        assert large.result(5).shape == (40,)
+        served = [q for q, _ in order]
+        assert served.index("small") <= 2 and max(n for _, n in order) <= 4
+    finally:
+        engine.close()
+
+
+def test_a_job_is_cut_into_the_same_chunks_whatever_else_is_queued():
+    seen = []
+
+    def score_pairs(queries, texts, groups):
+        for g in sorted(set(groups)):
+            seen.append(tuple(t for t, k in zip(texts, groups, strict=True) if k == g))
+        return np.ones(len(texts), dtype=np.float32)
+
+    texts = [f"t{i}" for i in range(10)]
+    for others in (0, 3):
+        seen.clear()
+        engine = Engine(score_pairs, "m", chunk_pairs=4, cache_bytes=0)
+        futures = [engine.submit(f"o{k}", ["x"] * 5) for k in range(others)]
+        futures.append(engine.submit("q", texts))
+        for f in futures:
+            f.result(5)
+        engine.close()
+        mine = [c for c in seen if c[0].startswith("t")]
+        assert mine == [tuple(texts[:4]), tuple(texts[4:8]), tuple(texts[8:])]
+
+
+def test_cache_keys_do_not_collide_when_a_separator_moves():
+    a = pair_key("m", "descale\x00my coffee machine", "Paris is the capital of France.")
+    b = pair_key("m", "descale", "my coffee machine\x00Paris is the capital of France.")
+    assert a != b
+    assert pair_key("m", "ab", "c") != pair_key("m", "a", "bc")

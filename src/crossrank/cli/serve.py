@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from crossrank.cli.common import add_cache_dir, add_pooling, add_precision, prepare_first_stage
+from crossrank.serve.security import AccessPolicy, default_hosts, load_keys
 from crossrank.serve.service import ServerConfig
 
 
@@ -16,6 +17,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_docs=args.max_docs,
         max_body_bytes=int(args.max_body_mb * (1 << 20)),
         max_queue=args.max_queue,
+        max_wait_s=args.max_wait,
         workers=args.workers,
         threads=args.threads,
         max_batch_pairs=1 if args.no_micro_batching else args.max_batch_pairs,
@@ -24,8 +26,19 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         passages=args.passages,
         pooling=args.pooling,
         max_passages=args.max_passages,
+        max_pairs=args.max_pairs,
+        body_timeout_s=args.body_timeout,
         min_score=args.min_score,
         cache_dir=args.cache_dir,
+    )
+
+
+def policy_from_args(args: argparse.Namespace) -> AccessPolicy:
+    hosts = tuple(h.lower() for h in args.allowed_host) or default_hosts(args.host)
+    return AccessPolicy(
+        api_keys=load_keys(args.api_key_file),
+        allowed_hosts=hosts,
+        cors_origins=tuple(args.cors_origin),
     )
 
 
@@ -38,7 +51,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from crossrank.pipeline.pinning import PipelineSpec
 
         prepare_first_stage(PipelineSpec.load(args.pipeline).retriever.kind, args.cache_dir)
-    app = create_app(config_from_args(args))
+    policy = policy_from_args(args)
+    if not policy.api_keys and "*" in policy.allowed_hosts:
+        print(
+            f"warning: serving on {args.host} without API keys: anyone who can reach it can use it"
+        )
+    app = create_app(config_from_args(args), policy)
     uvicorn.run(
         app,
         host=args.host,
@@ -59,15 +77,44 @@ def add_parser(sub) -> None:
     add_precision(p)
     p.add_argument("--max-docs", type=int, default=1000, help="documents per request (413 above)")
     p.add_argument("--max-body-mb", type=float, default=8.0, help="request body limit (413 above)")
-    p.add_argument("--max-queue", type=int, default=32, help="waiting requests (429 above)")
+    p.add_argument(
+        "--max-queue", type=int, default=256, help="waiting requests, small and large (429 above)"
+    )
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=30.0,
+        help="seconds a request may be expected to wait (429 with Retry-After above)",
+    )
     p.add_argument("--workers", type=int, default=1, help="inference threads sharing the model")
     p.add_argument("--threads", type=int, help="onnxruntime threads per call (default: all cores)")
-    p.add_argument("--max-batch-pairs", type=int, default=256, help="pairs merged per micro-batch")
+    p.add_argument("--max-batch-pairs", type=int, default=8, help="pairs merged per micro-batch")
     p.add_argument("--no-micro-batching", action="store_true", help="score each request alone")
     p.add_argument("--cache-mb", type=float, default=64.0, help="score cache bound (0: off)")
     p.add_argument("--passages", action="store_true", help="score long documents by passages")
     add_pooling(p)
     p.add_argument("--max-passages", type=int, default=16, help="passages per document at most")
+    p.add_argument(
+        "--max-pairs", type=int, default=4096, help="pairs (documents x passages) per request"
+    )
+    p.add_argument(
+        "--body-timeout", type=float, default=10.0, help="seconds to receive a body (408 after)"
+    )
+    p.add_argument(
+        "--api-key-file",
+        help="file of accepted API keys, one per line (also $CROSSRANK_API_KEYS, comma-separated); "
+        "then every route but /health needs 'Authorization: Bearer KEY'",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        help="a Host name clients may use (repeat; default: loopback names when bound to "
+        "loopback, any otherwise)",
+    )
+    p.add_argument(
+        "--cors-origin", action="append", default=[], help="an origin browsers may call from"
+    )
     p.add_argument("--min-score", type=float, help="flag low_confidence below this rank-1 score")
     add_cache_dir(p)
     p.add_argument("--log-level", default="warning")

@@ -14,13 +14,18 @@ LONG_QUERY_TOKENS = 64
 QUERY_TO_DOCUMENT = 4.0
 
 
-def warn_once(key: str, message: str, *args) -> bool:
+def warn_once(key: str, message: str, *args, level: int = logging.WARNING) -> bool:
     """Log ``message`` the first time ``key`` is seen in this process; True when it logged."""
     if key in _warned:
         return False
     _warned.add(key)
-    log.warning(message, *args)
+    log.log(level, message, *args)
     return True
+
+
+def log_once(key: str, message: str, *args) -> bool:
+    """:func:`warn_once` at INFO level: a choice worth one line, not a warning."""
+    return warn_once(key, message, *args, level=logging.INFO)
 
 
 def looks_swapped(tokenizer: PairTokenizer, query: str, documents: Sequence[str]) -> bool:

@@ -69,6 +69,21 @@ def split_passages(
     return passages
 
 
+def tail(tokenizer: PairTokenizer, text: str, budget: int) -> str:
+    """The longest run of whole words at the end of ``text`` that fits ``budget`` tokens
+    (left truncation, as TEI's ``truncation_direction: "Left"``)."""
+    if budget < 1:
+        raise ValueError(f"expected a token budget >= 1, got {budget}")
+    spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    counts = token_counts(tokenizer, [text[a:b] for a, b in spans], budget)
+    start, used = len(spans), 0
+    while start > 0 and used + counts[start - 1] <= budget:
+        used += counts[start - 1]
+        start -= 1
+    start = min(start, len(spans) - 1)  # a last word over the budget is kept (and cut)
+    return text[spans[start][0] : spans[-1][1]] if spans else text
+
+
 POOLINGS = ("max", "mean_top2", "first_max")
 
 

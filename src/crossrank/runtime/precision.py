@@ -10,13 +10,22 @@ Precision = Literal["auto", "fp32", "int8", "bf16"]
 # precision -> graph file. bf16 runs the fp32 graph with OpenVINO's bf16 kernels.
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "bf16": "model.onnx"}
 PRECISIONS = ("auto", *MODEL_FILES)
-PRECISION_HELP = "auto: int8 when the artifact has it, else fp32; bf16 needs OpenVINO"
+PRECISION_HELP = (
+    "auto: the path measured fastest on this CPU (bf16 on AMX or AVX512-BF16, else int8 when "
+    "the artifact has it, else fp32); bf16 runs on OpenVINO"
+)
 
 
 def resolve_precision(model_dir: str | Path, precision: str) -> str:
-    """``auto`` is int8 when the artifact ships an int8 graph (the fast default), else fp32."""
+    """``auto``: the fastest path for this CPU that this install and artifact can run
+    (:mod:`crossrank.runtime.hardware`), logged once; any other value is returned as is."""
     if precision not in PRECISIONS:
         raise ValueError(f"expected precision in {list(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
-        return "int8" if (Path(model_dir) / MODEL_FILES["int8"]).is_file() else "fp32"
+        from crossrank.runtime.guards import log_once
+        from crossrank.runtime.hardware import fastest_precision
+
+        has_int8 = (Path(model_dir) / MODEL_FILES["int8"]).is_file()
+        precision, why = fastest_precision(has_int8)
+        log_once(f"auto:{precision}", "precision auto -> %s (%s)", precision, why)
     return precision

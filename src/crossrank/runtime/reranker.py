@@ -13,7 +13,7 @@ from crossrank.runtime.artifact import ArtifactError, Manifest, artifact_sha256,
 from crossrank.runtime.backends import Backend, OnnxRuntimeBackend, OpenVinoBackend
 from crossrank.runtime.guards import warn_if_swapped
 from crossrank.runtime.precision import MODEL_FILES, Precision, resolve_precision
-from crossrank.runtime.tokenization import check_texts
+from crossrank.runtime.tokenization import check_texts, pack_pairs, query_cap
 from crossrank.runtime.tokenizers import tokenizer_from_config
 
 
@@ -47,24 +47,29 @@ def _candidate(c: Any, i: int) -> tuple[str, str]:
 
 
 def plan_batches(
-    chars: Sequence[int],
+    lengths: Sequence[int],
     groups: Sequence[int] | None,
     batch_size: int | None,
     batch_tokens: int | None,
     max_length: int,
 ) -> list[np.ndarray]:
-    """Pair indices per inference call: sorted by (group, length) so that little padding is
-    computed; a call never mixes groups and holds ``batch_size`` pairs or, without one, as
-    many as fit ``batch_tokens`` padded tokens (estimated at 4 characters per token)."""
-    groups = [0] * len(chars) if groups is None else list(groups)
-    if len(groups) != len(chars):
-        raise ValueError(f"expected one group per pair ({len(chars)}), got {len(groups)}")
-    order = sorted(range(len(chars)), key=lambda i: (groups[i], chars[i]))
+    """Pair indices per inference call, sorted by (group, length in tokens). A call holds
+    pairs of one group and one length only, so nothing is padded and a pair's score is
+    bitwise the same whatever shares its call (kernels differ with the padded width, by
+    float rounding); it holds ``batch_size`` pairs or, without one, as many as fit
+    ``batch_tokens`` tokens. Long documents fill the window, so their calls fill too."""
+    groups = [0] * len(lengths) if groups is None else list(groups)
+    if len(groups) != len(lengths):
+        raise ValueError(f"expected one group per pair ({len(lengths)}), got {len(groups)}")
+    order = sorted(range(len(lengths)), key=lambda i: (groups[i], lengths[i]))
     batches: list[list[int]] = []
     for i in order:
-        tokens = min(max_length, chars[i] // 4 + 3)  # the batch's widest so far: sorted
+        tokens = min(max_length, lengths[i])
         batch = batches[-1] if batches else None
-        fits = batch is not None and groups[batch[0]] == groups[i]
+        fits = batch is not None and (groups[batch[0]], lengths[batch[0]]) == (
+            groups[i],
+            lengths[i],
+        )
         if fits and batch_size is not None:
             fits = len(batch) < batch_size
         elif fits:
@@ -81,12 +86,13 @@ class OnnxReranker:
 
     Args:
         model_dir: an artifact written by ``scripts/export.py``.
-        precision: ``"fp32"``; ``"int8"`` (needs ``model.int8.onnx``); ``"bf16"`` (OpenVINO,
-            an optional install); ``"auto"``: int8 when the artifact has it, else fp32.
+        precision: ``"fp32"``; ``"int8"`` (needs ``model.int8.onnx``); ``"bf16"`` (OpenVINO);
+            ``"auto"``: the path measured fastest on this CPU (:mod:`crossrank.runtime.hardware`).
         threads: intra-op threads (default: the cores this process may use).
-        batch_size: pairs per inference call, formed by length so that little padding is
-            computed. Default: the backend's measured best; onnxruntime fills calls up to
-            512 padded tokens (4 pairs at 128 tokens, 1 at 512), OpenVINO takes 8 pairs.
+        batch_size: pairs per inference call. Default: onnxruntime one pair per call, OpenVINO
+            up to 8 pairs of one token length; either way a pair's score is bitwise the same
+            whatever shares its call. int8 refuses any other value (dynamic int8 scales a
+            call's activations together); a larger fp32 batch moves scores by float rounding.
         verify: check every file against the sha256 in ``crossrank.json`` before loading.
         max_length: a narrower window than the artifact's (tokens per pair), e.g. to trade
             quality for speed; default the artifact's ``max_length``.
@@ -104,6 +110,11 @@ class OnnxReranker:
         precision = resolve_precision(model_dir, precision)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"expected batch_size >= 1 or None, got {batch_size}")
+        if precision == "int8" and batch_size not in (None, 1):
+            raise ValueError(
+                f"expected batch_size 1 or None with int8 (one pair per call keeps a score "
+                f"independent of its batch-mates), got {batch_size}"
+            )
         self.model_dir = Path(model_dir)
         self.manifest = Manifest.load(self.model_dir)
         name = MODEL_FILES[precision]
@@ -143,6 +154,8 @@ class OnnxReranker:
             raise
         except Exception as exc:
             raise ArtifactError(f"{model_path}: could not load it ({exc})") from exc
+        if precision == "int8":
+            batch_size = 1
         self.batch_size = batch_size or self.backend.batch_size
         self.batch_tokens = None if batch_size else self.backend.batch_tokens
         self.sha256 = artifact_sha256(self.model_dir)
@@ -192,15 +205,28 @@ class OnnxReranker:
         """Every graph output for the pairs, ``[outputs, pairs]``: scores, then answer logits."""
         check_texts(queries, documents)  # before sorting, so an error names the caller's index
         out = np.zeros((len(self.backend.outputs), len(documents)), dtype=np.float32)
-        for idx in plan_batches(
-            [len(q) + len(d) for q, d in zip(queries, documents, strict=True)],
-            groups,
-            self.batch_size,
-            self.batch_tokens,
-            self.max_length,
-        ):
-            enc = self.tokenizer.encode_pairs(
-                [queries[i] for i in idx], [documents[i] for i in idx], self.max_length
+        if not documents:
+            return out
+        # Tokenize every text once (each distinct query once), then pack each call's pairs.
+        tok, window = self.tokenizer, self.max_length
+        unique = list(dict.fromkeys(queries))
+        by_query = dict(zip(unique, tok.token_ids(unique, window), strict=True))
+        shortest = min(len(ids) for ids in by_query.values())
+        doc_budget = max(1, window - 3 - min(shortest, query_cap(window)))
+        doc_ids = tok.token_ids(documents, doc_budget)
+        query_ids = [by_query[q] for q in queries]
+        # The packed length: pack_pairs cuts a pair that does not fit to exactly the window.
+        lengths = [
+            min(window, len(q) + len(d) + 3) for q, d in zip(query_ids, doc_ids, strict=True)
+        ]
+        for idx in plan_batches(lengths, groups, self.batch_size, self.batch_tokens, window):
+            enc = pack_pairs(
+                [query_ids[i] for i in idx],
+                [doc_ids[i] for i in idx],
+                window,
+                tok.cls_id,
+                tok.sep_id,
+                tok.pad_id,
             )
             out[:, idx] = self.backend.run(enc.as_dict())
         return out

@@ -40,6 +40,9 @@ class PairTokenizer(Protocol):
 
     kind: str
     vocab_size: int
+    cls_id: int
+    sep_id: int
+    pad_id: int
 
     def token_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
         """Token ids of each text (no special tokens), exact in at least the first ``max_tokens``."""
@@ -50,6 +53,16 @@ class PairTokenizer(Protocol):
     ) -> Encoded: ...
 
     def config(self) -> dict: ...
+
+
+# Unicode categories that carry no visible text: format (zero-width space, joiners, BOM),
+# separators and controls. A text made only of these is blank, whatever str.strip() says.
+_INVISIBLE = {"Cf", "Zs", "Zl", "Zp", "Cc"}
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` has no visible character (e.g. only spaces or ``"\\u200b"``)."""
+    return all(ch.isspace() or unicodedata.category(ch) in _INVISIBLE for ch in text)
 
 
 def check_texts(queries: Sequence[str], documents: Sequence[str]) -> None:
@@ -64,7 +77,7 @@ def check_texts(queries: Sequence[str], documents: Sequence[str]) -> None:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"{name} {i}: expected str, got {type(text).__name__}")
-            if not text.strip():
+            if is_blank(text):
                 raise ValueError(f"{name} {i}: expected non-empty text, got {text!r}")
 
 

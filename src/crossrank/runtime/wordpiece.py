@@ -104,13 +104,15 @@ class WordPieceTokenizer:
         limit = int(max_tokens * CHARS_PER_TOKEN)
         clipped = [clip_at_whitespace(t, limit) for t in texts]
         ids = [e.ids for e in self._encode(clipped)]
-        redo = [
-            i
-            for i, (t, c) in enumerate(zip(texts, clipped, strict=True))
-            if len(c) < len(t) and len(ids[i]) < max_tokens
-        ]
-        for i, e in zip(redo, self._encode([texts[i] for i in redo]), strict=True):
-            ids[i] = e.ids
+        # A clip that gave too few tokens is read again, twice as long each time (rare).
+        redo = [i for i, c in enumerate(clipped) if len(c) < len(texts[i])]
+        while redo:
+            redo = [i for i in redo if len(ids[i]) < max_tokens]
+            limit *= 2
+            again = [clip_at_whitespace(texts[i], limit) for i in redo]
+            for i, e in zip(redo, self._encode(again), strict=True):
+                ids[i] = e.ids
+            redo = [i for i, c in zip(redo, again, strict=True) if len(c) < len(texts[i])]
         return ids
 
     def _encode(self, texts: list[str]) -> list:

@@ -12,11 +12,16 @@ _ENTRY_OVERHEAD = 200
 
 
 def pair_key(model: str, query: str, text: str) -> tuple[str, bytes]:
-    """(model, digest of query and text): the text itself is not kept in memory."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(query.encode("utf-8"))
-    h.update(b"\x00")
-    h.update(text.encode("utf-8"))
+    """(model, sha256 of the length-prefixed query and text): the texts are not kept.
+
+    Each part is prefixed by its byte length, so no split of the same bytes into another
+    (query, text) gives the same digest (a separator such as NUL can occur in the texts).
+    """
+    h = hashlib.sha256()
+    for part in (query, text):
+        data = part.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
     return model, h.digest()
 
 
@@ -29,7 +34,7 @@ class ScoreCache:
         self.max_bytes = max_bytes
         self._data: OrderedDict[tuple[str, bytes], tuple[float, ...]] = OrderedDict()
         self._lock = threading.Lock()
-        self._entry = _ENTRY_OVERHEAD + sys.getsizeof(b"0" * 16)
+        self._entry = _ENTRY_OVERHEAD + sys.getsizeof(b"0" * 32)
         self.hits = 0
         self.misses = 0
 

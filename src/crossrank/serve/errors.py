@@ -9,8 +9,10 @@ ERROR_TYPES = {
     400: "empty",
     404: "not_found",
     405: "method_not_allowed",
+    408: "timeout",
     413: "validation",
     422: "invalid_request",
+    499: "client_closed",
     429: "overloaded",
     503: "unhealthy",
 }
@@ -19,11 +21,18 @@ ERROR_TYPES = {
 class ApiError(Exception):
     """A request the server refuses; the message says what was expected and what came."""
 
-    def __init__(self, status: int, message: str, error_type: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or ERROR_TYPES.get(status, "error")
+        self.headers = headers or {}
 
     def body(self) -> dict[str, str]:
         return {"error": self.message, "error_type": self.error_type}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crossrank.runtime.passages import POOLINGS
+from crossrank.runtime.tokenization import is_blank
 from crossrank.serve.errors import ApiError, describe
 
 
@@ -27,6 +28,9 @@ class RerankRequest:
     passages: bool | None = None  # None: the server's default
     pooling: str | None = None
     min_score: float | None = None
+    truncation: str = "right"  # or "left": keep a long document's end
+    max_passages: int | None = None  # Cohere v1 max_chunks_per_doc
+    originals: list[Any] | None = None  # the caller's document items, echoed back as sent
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ def _text(value: Any, where: str) -> str:
 
 
 def _nonempty(value: str, where: str) -> str:
-    if not value.strip():
+    if is_blank(value):
         raise ApiError(400, f"expected a non-empty {where}, got {describe(value)}")
     return value
 
@@ -103,7 +107,42 @@ def _query(obj: dict) -> str:
     return _nonempty(_text(obj["query"], "'query'"), "query")
 
 
-def _documents(obj: dict, key: str, max_docs: int, allow_objects: bool) -> list[str]:
+def _rank_fields(obj: dict) -> list[str]:
+    fields = obj.get("rank_fields")
+    if fields is None:
+        return ["text"]
+    if not (isinstance(fields, list) and fields and all(isinstance(f, str) for f in fields)):
+        raise ApiError(
+            422,
+            f"expected 'rank_fields' to be a non-empty array of strings, got {describe(fields)}",
+        )
+    return fields
+
+
+def _object_text(doc: dict, fields: list[str], where: str) -> str:
+    """The text scored for an object document: its one rank field, or ``key: value`` lines."""
+    values = []
+    for f in fields:
+        if f not in doc:
+            raise ApiError(
+                422, f"expected {where} to have a {f!r} field (rank_fields), got {describe(doc)}"
+            )
+        value = doc[f]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ApiError(
+                422, f"expected {where}.{f} to be a string or number, got {describe(value)}"
+            )
+        values.append(_text(str(value), f"{where}.{f}"))
+    return (
+        values[0]
+        if len(fields) == 1
+        else "\n".join(f"{f}: {v}" for f, v in zip(fields, values, strict=True))
+    )
+
+
+def _documents(
+    obj: dict, key: str, max_docs: int, allow_objects: bool, fields: list[str] | None = None
+) -> list[str]:
     if key not in obj:
         raise ApiError(422, f"expected a '{key}' field (an array), got none")
     docs = obj[key]
@@ -117,9 +156,7 @@ def _documents(obj: dict, key: str, max_docs: int, allow_objects: bool) -> list[
     for i, doc in enumerate(docs):
         where = f"'{key}[{i}]'"
         if allow_objects and isinstance(doc, dict):
-            if "text" not in doc:
-                raise ApiError(422, f"expected {where} to have a 'text' field, got {describe(doc)}")
-            doc, where = doc["text"], f"'{key}[{i}].text'"
+            doc = _object_text(doc, fields or ["text"], where)
         texts.append(_nonempty(_text(doc, where), f"{where}"))
     return texts
 
@@ -137,16 +174,35 @@ def _extensions(obj: dict) -> dict:
 
 
 def parse_cohere(obj: dict, version: int, max_docs: int) -> RerankRequest:
-    """Cohere ``/v1/rerank`` or ``/v2/rerank``: documents are strings or ``{"text": ...}``."""
+    """Cohere ``/v1/rerank`` or ``/v2/rerank``: documents are strings or objects, scored by
+    their ``rank_fields`` (default ``text``) and echoed back whole."""
     _optional(obj, "model", str)
     query = _query(obj)
-    documents = _documents(obj, "documents", max_docs, allow_objects=True)
+    documents = _documents(obj, "documents", max_docs, True, _rank_fields(obj))
+    chunks = _positive(obj, "max_chunks_per_doc")
     return RerankRequest(
         query,
         documents,
         top_n=_positive(obj, "top_n"),
         return_documents=_optional(obj, "return_documents", bool, version == 1),
         max_tokens_per_doc=_positive(obj, "max_tokens_per_doc"),
+        raw_scores=_optional(obj, "raw_scores", bool, False),
+        max_passages=chunks,
+        originals=list(obj["documents"]),
+        **{**_extensions(obj), **({"passages": True} if chunks else {})},
+    )
+
+
+def parse_infinity(obj: dict, max_docs: int) -> RerankRequest:
+    """Infinity's ``/rerank`` body: ``documents`` (strings), ``top_n``, ``return_documents``."""
+    _optional(obj, "model", str)
+    query = _query(obj)
+    documents = _documents(obj, "documents", max_docs, allow_objects=False)
+    return RerankRequest(
+        query,
+        documents,
+        top_n=_positive(obj, "top_n"),
+        return_documents=_optional(obj, "return_documents", bool, False),
         raw_scores=_optional(obj, "raw_scores", bool, False),
         **_extensions(obj),
     )
@@ -157,10 +213,9 @@ def parse_tei(obj: dict, max_docs: int) -> RerankRequest:
     query = _query(obj)
     texts = _documents(obj, "texts", max_docs, allow_objects=False)
     direction = _optional(obj, "truncation_direction", str, "Right")
-    if direction not in ("Right", "right"):
+    if direction.lower() not in ("right", "left"):
         raise ApiError(
-            422,
-            f"expected 'truncation_direction' 'Right' (the only one supported), got {describe(direction)}",
+            422, f"expected 'truncation_direction' 'Right' or 'Left', got {describe(direction)}"
         )
     return RerankRequest(
         query,
@@ -168,6 +223,7 @@ def parse_tei(obj: dict, max_docs: int) -> RerankRequest:
         return_documents=_optional(obj, "return_text", bool, False),
         raw_scores=_optional(obj, "raw_scores", bool, False),
         truncate=_optional(obj, "truncate", bool, True),
+        truncation=direction.lower(),
         **_extensions(obj),
     )
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from crossrank.pipeline.two_stage import RetrieveThenRerank, warn_if_shallow
+from crossrank.runtime.artifact import sha256_file
 from crossrank.runtime.calibration import calibrate
 from crossrank.runtime.passages import (
     document_budget,
@@ -17,6 +18,7 @@ from crossrank.runtime.passages import (
     flatten,
     pool_units,
     split_passages,
+    tail,
     token_counts,
 )
 from crossrank.runtime.precision import MODEL_FILES
@@ -35,15 +37,19 @@ class ServerConfig:
     pipeline: str | None = None
     max_docs: int = 1000
     max_body_bytes: int = 8 << 20
-    max_queue: int = 32
+    max_queue: int = 256
+    max_wait_s: float = 30.0  # a request likely to wait longer gets 429 with Retry-After
     workers: int = 1
     threads: int | None = None
-    max_batch_pairs: int = 256  # 1 switches micro-batching off
+    max_batch_pairs: int = 8  # 1 switches micro-batching off
     batch_size: int | None = None
     cache_mb: float = 64.0
     passages: bool = False
     pooling: str = "first_max"
     max_passages: int = 16
+    body_timeout_s: float = 10.0  # a body not read by then gets 408 (slow-client guard)
+    max_pairs: int = 4096  # pairs (documents x passages) one request may ask to score
+    chunk_pairs: int = 8  # pairs of one request scored before the scheduler picks again
     min_score: float | None = None
     cache_dir: str | None = None  # None: crossrank.io.cache_dir()
 
@@ -62,6 +68,7 @@ class Service:
         self.config = config
         self.spec = None
         self.pipeline: RetrieveThenRerank | None = None
+        self.pipeline_sha256: str | None = None
         if config.pipeline:
             from crossrank.pipeline.pinning import open_pipeline
 
@@ -74,6 +81,7 @@ class Service:
                 precision=config.precision if config.model else None,
             )
             self.reranker = self.pipeline.reranker
+            self.pipeline_sha256 = sha256_file(config.pipeline)
         elif config.model:
             self.reranker = OnnxReranker(
                 config.model,
@@ -84,8 +92,14 @@ class Service:
         else:
             raise ValueError("expected --model DIR or --pipeline pipeline.json, got neither")
         graph = MODEL_FILES[self.reranker.precision]
-        self.model_key = f"{self.reranker.manifest.files[graph]}:{self.reranker.precision}"
+        # Everything a cached score depends on: the graph, its precision and the window.
+        self.model_key = (
+            f"{self.reranker.manifest.files[graph]}:{self.reranker.precision}:"
+            f"{self.reranker.max_length}"
+        )
         self.calibration = self.reranker.manifest.calibration
+        # What clients see of the model: its content hash, never its path on this machine.
+        self.model_name = f"crossrank-{self.reranker.sha256[:12]}"
         head = self.reranker.has_answer_head
         self.engine = Engine(
             self.reranker.outputs_of_pairs if head else self.reranker.score_pairs,
@@ -96,7 +110,9 @@ class Service:
             cache_bytes=int(config.cache_mb * (1 << 20)),
             on_batch=metrics.observe_batch,
             outputs=2 if head else 1,
+            chunk_pairs=config.chunk_pairs,
         )
+        self.metrics = metrics
 
     def _units(self, req: RerankRequest, passages: bool) -> list[list[str]]:
         """The texts to score for each document: itself, or its passages."""
@@ -107,12 +123,16 @@ class Service:
                 req.query,
                 req.documents,
                 window,
-                self.config.max_passages,
+                min(req.max_passages or self.config.max_passages, self.config.max_passages),
                 req.max_tokens_per_doc,
             )
         budget = document_budget(tok, req.query, window)
         if req.max_tokens_per_doc is not None and req.max_tokens_per_doc < budget:
-            return [split_passages(tok, d, req.max_tokens_per_doc, 1) for d in req.documents]
+            budget = req.max_tokens_per_doc
+            if req.truncation == "right":
+                return [split_passages(tok, d, budget, 1) for d in req.documents]
+        if req.truncation == "left":
+            return [[tail(tok, d, budget)] for d in req.documents]
         if not req.truncate:
             counts = token_counts(tok, req.documents, budget + 1)
             for i, n in enumerate(counts):
@@ -125,22 +145,53 @@ class Service:
                     )
         return [[d] for d in req.documents]
 
+    def seconds_per_pair(self) -> float:
+        m = self.metrics
+        return m.inference_seconds / m.pairs_scored if m.pairs_scored else 0.01
+
+    def admit(self, pairs: int) -> None:
+        """429 with ``Retry-After`` when a request of ``pairs`` pairs would likely wait more
+        than ``max_wait_s`` (estimated from the work admitted and the measured pace)."""
+        ahead = self.engine.pairs_ahead(pairs)
+        wait = (ahead + pairs) * self.seconds_per_pair() / self.config.workers
+        if wait > self.config.max_wait_s and ahead:
+            self._refuse(
+                math.ceil(wait - self.config.max_wait_s),
+                f"expected a wait under {self.config.max_wait_s:g} s (--max-wait), got about "
+                f"{wait:.0f} s for {pairs} pairs behind {ahead}",
+            )
+
+    def _refuse(self, seconds: int, message: str) -> None:
+        raise ApiError(
+            429, f"{message}; retry later", headers={"Retry-After": str(max(1, seconds))}
+        )
+
     async def _outputs(self, query: str, texts: list[str]) -> np.ndarray:
         """``[outputs, texts]``: relevance logits, then answer logits when the model has them."""
+        self.admit(len(texts))
         try:
             future = self.engine.submit(query, texts)
         except QueueFull:
-            raise ApiError(
-                429,
-                f"expected a free slot in the inference queue (--max-queue "
-                f"{self.config.max_queue}), got a full queue; retry later",
-            ) from None
+            seconds = math.ceil(self.engine.pending_pairs * self.seconds_per_pair())
+            self._refuse(
+                seconds // max(1, self.engine.depth),
+                f"expected a free place in the inference queue (--max-queue "
+                f"{self.config.max_queue}), got a full queue",
+            )
         return np.atleast_2d(await asyncio.wrap_future(future))
 
     async def rerank(self, req: RerankRequest) -> Scored:
         passages = self.config.passages if req.passages is None else req.passages
         pooling = req.pooling or self.config.pooling
+        self.admit(len(req.documents))  # before tokenizing: a refusal should cost nothing
         units = await asyncio.to_thread(self._units, req, passages)
+        pairs = sum(map(len, units))
+        if pairs > self.config.max_pairs:
+            raise ApiError(
+                413,
+                f"expected at most {self.config.max_pairs} pairs (documents x passages) per "
+                f"request (--max-pairs), got {pairs}; send fewer documents or passages",
+            )
         out = await self._outputs(req.query, flatten(units))
         raw = pool_units(out[0], units, pooling)
         answer = None
@@ -183,5 +234,5 @@ class Service:
                 "rerank": (t2 - t1) * 1e3,
                 "total": (t2 - t0) * 1e3,
             },
-            "pipeline": str(Path(self.config.pipeline).resolve()),
+            "pipeline_sha256": self.pipeline_sha256,
         }

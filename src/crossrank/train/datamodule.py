@@ -44,6 +44,8 @@ class TriplesDataModule(L.LightningDataModule):
             ``"candidates"`` at ranks ``negative_ranks`` (hard negatives; judged ones skipped).
         easy_negatives: with ``negatives="candidates"``, the fraction of unjudged negatives drawn
             from corpus documents outside the query's candidates (easy, usually off-topic).
+        cross_negatives: the fraction of unjudged negatives drawn from other training queries'
+            positives, so that no document's identity becomes a relevance prior.
         positives: train on ``"all"`` judged positives, or only those in BM25's top
             ``negative_ranks[1]`` (``"candidates"``).
         drop_leaking: drop train queries whose text is also an eval query instead of refusing.
@@ -67,6 +69,7 @@ class TriplesDataModule(L.LightningDataModule):
         negatives: NegativeSource = "random",
         negative_ranks: tuple[int, int] = (10, 100),
         easy_negatives: float = 0.0,
+        cross_negatives: float = 0.0,
         positives: PositiveSource = "all",
         drop_leaking: bool = False,
         also_train: list[str] | None = None,
@@ -124,6 +127,7 @@ class TriplesDataModule(L.LightningDataModule):
             (lo, hi),
             hp.positives,
             hp.easy_negatives,
+            hp.cross_negatives,
         )
 
     def set_epoch(self, epoch: int) -> None:

@@ -34,8 +34,12 @@ class GroupDataset(Dataset):
     or unjudged from the query's candidates at ``ranks`` or from the corpus), seeded by
     (seed, epoch, item). With candidates as the source, ``easy_fraction`` of the unjudged slots
     go to random corpus documents outside the candidates (usually another topic), so the model
-    also learns that a text sharing nothing with the query is not relevant. With ``positives="candidates"`` only positives that the first stage
-    surfaces (in the query's candidate list) are trained on: those are the ones a reranker moves.
+    also learns that a text sharing nothing with the query is not relevant. ``cross_fraction``
+    of the unjudged slots go to other queries' positives (unjudged for this one): on a small
+    corpus a document that is only ever seen as a positive gets a high score for every query,
+    a prior of its own; seen as often as a negative elsewhere, only the pair can tell. With
+    ``positives="candidates"`` only positives that the first stage surfaces (in the query's
+    candidate list) are trained on: those are the ones a reranker moves.
     """
 
     def __init__(
@@ -48,9 +52,15 @@ class GroupDataset(Dataset):
         ranks: tuple[int, int] = (0, 100),
         positives: PositiveSource = "all",
         easy_fraction: float = 0.0,
+        cross_fraction: float = 0.0,
     ):
-        if not 0.0 <= easy_fraction <= 1.0:
-            raise ValueError(f"expected easy_fraction in [0, 1], got {easy_fraction}")
+        for name, value in (("easy_fraction", easy_fraction), ("cross_fraction", cross_fraction)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"expected {name} in [0, 1], got {value}")
+        if easy_fraction + cross_fraction > 1.0:
+            raise ValueError(
+                f"expected easy_fraction + cross_fraction <= 1, got {easy_fraction} + {cross_fraction}"
+            )
         self.data = data
         self.n_negatives = n_negatives
         self.source = source
@@ -58,6 +68,8 @@ class GroupDataset(Dataset):
         self.epoch = 0
         self.ranks = ranks
         self.easy_fraction = easy_fraction
+        self.cross_fraction = cross_fraction
+        self._positive_ids = list(dict.fromkeys(d for q in data.queries for d in q.positives))
         items = []
         for qi, q in enumerate(data.queries):
             surfaced = set(q.candidates) if positives == "candidates" else None
@@ -71,11 +83,12 @@ class GroupDataset(Dataset):
         return len(self.items)
 
     def _unjudged(self, q: LabeledQuery, rng: random.Random, k: int) -> list[str]:
+        cross = self._draw(self._positive_ids, q, rng, round(k * self.cross_fraction), [])
         ranked = q.candidates[self.ranks[0] : self.ranks[1]]
         if self.source != "candidates" or not ranked:
-            return self._draw(self._doc_ids, q, rng, k, [])
+            return self._draw(self._doc_ids, q, rng, k, cross)
         easy = round(k * self.easy_fraction)
-        picked = self._draw(ranked, q, rng, k - easy, [])
+        picked = self._draw(ranked, q, rng, k - easy, cross)
         return self._draw(self._doc_ids, q, rng, k, picked, exclude=set(q.candidates))
 
     @staticmethod
