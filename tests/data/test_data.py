@@ -179,3 +179,26 @@ def test_easy_negatives_come_from_outside_the_candidates_and_are_never_judged():
             else:
                 outside += sum(d not in q.candidates for d in unjudged)
     assert outside > 0
+
+
+def test_cross_negatives_are_other_queries_positives_never_judged_here():
+    from crossrank.data.examples import read_labeled
+    from crossrank.train.datasets import GroupDataset
+
+    data = read_labeled("fixture", "train")
+    mine_candidates(data, 10, cache_dir=None)
+    positives = {d for q in data.queries for d in q.positives}
+    text_id = {t: d for d, t in data.documents.items()}
+    for fraction, expect_some in ((0.0, False), (0.5, True)):
+        ds = GroupDataset(data, 6, "candidates", seed=3, ranks=(0, 10), cross_fraction=fraction)
+        cross = 0
+        for i in range(len(ds)):
+            qi, _ = ds.items[i]
+            q = data.queries[qi]
+            _, docs, labels = ds[i]
+            ids = [text_id[t] for t, label in zip(docs, labels, strict=True) if label >= 0]
+            unjudged = [d for d in ids[1:] if d not in q.judged]
+            cross += sum(d in positives and d not in q.candidates for d in unjudged)
+        assert (cross > 0) == expect_some
+    with pytest.raises(ValueError, match="easy_fraction \\+ cross_fraction <= 1"):
+        GroupDataset(data, 6, "candidates", seed=3, easy_fraction=0.6, cross_fraction=0.6)

@@ -125,3 +125,20 @@ def test_a_slow_body_times_out_and_a_hang_up_is_counted(tiny_artifact):
     finally:
         log = s.stop()
     assert "Exception in ASGI application" not in log and "Traceback" not in log
+
+
+def test_keys_on_the_command_line_public_metrics_and_two_processes(tiny_artifact):
+    s = Server(
+        "--model", str(tiny_artifact), "--api-key", "cli-key", "--metrics-public",
+        "--workers", "2",
+    )  # fmt: skip
+    try:
+        assert httpx.get(s.url + "/metrics").status_code == 200
+        assert s.post("/v2/rerank", BODY).status_code == 401
+        auth = {"Authorization": "Bearer cli-key"}
+        answers = [s.post("/v2/rerank", BODY, auth) for _ in range(6)]
+        assert {r.status_code for r in answers} == {200}
+        assert len({json.dumps(r.json()["results"]) for r in answers}) == 1  # same everywhere
+    finally:
+        log = s.stop()
+    assert "Traceback" not in log

@@ -46,3 +46,22 @@ def test_config_rejects_bad_shapes():
         CrossEncoderConfig(dim=30, n_heads=4)
     with pytest.raises(ValueError, match="pooling"):
         CrossEncoderConfig(pooling="max")
+
+
+def test_micro_batches_give_the_same_scores_in_the_callers_order():
+    import torch
+
+    from crossrank.train.model import CrossEncoderConfig
+    from crossrank.train.module import CrossEncoderModule
+
+    torch.manual_seed(0)
+    whole = CrossEncoderModule(CrossEncoderConfig(dropout=0.0, answer_head=True)).eval()
+    sorted_ = CrossEncoderModule(CrossEncoderConfig(dropout=0.0, answer_head=True), micro_batch=3)
+    sorted_.load_state_dict(whole.state_dict())
+    sorted_.eval()
+    docs = ["a much longer document " * k for k in (5, 1, 9, 2, 7, 3, 1)]
+    queries = ["q one"] * len(docs)
+    with torch.no_grad():
+        s1, a1 = whole.outputs(queries, docs)
+        s2, a2 = sorted_.outputs(queries, docs)
+    assert torch.allclose(s1, s2, atol=1e-5) and torch.allclose(a1, a2, atol=1e-5)

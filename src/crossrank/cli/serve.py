@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from crossrank.cli.common import add_cache_dir, add_pooling, add_precision, prepare_first_stage
 from crossrank.serve.security import AccessPolicy, default_hosts, load_keys
@@ -18,8 +19,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_body_bytes=int(args.max_body_mb * (1 << 20)),
         max_queue=args.max_queue,
         max_wait_s=args.max_wait,
-        workers=args.workers,
-        threads=args.threads,
+        workers=args.inference_threads,
+        threads=args.threads or threads_per_process(args.workers),
         max_batch_pairs=1 if args.no_micro_batching else args.max_batch_pairs,
         batch_size=args.batch_size,
         cache_mb=args.cache_mb,
@@ -33,12 +34,22 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+def threads_per_process(processes: int) -> int | None:
+    """The cores shared out between server processes (None: one process takes them all)."""
+    if processes <= 1:
+        return None
+    from crossrank.runtime.backends import default_threads
+
+    return max(1, default_threads() // processes)
+
+
 def policy_from_args(args: argparse.Namespace) -> AccessPolicy:
     hosts = tuple(h.lower() for h in args.allowed_host) or default_hosts(args.host)
     return AccessPolicy(
-        api_keys=load_keys(args.api_key_file),
+        api_keys=load_keys(args.api_key_file) | frozenset(args.api_key),
         allowed_hosts=hosts,
         cors_origins=tuple(args.cors_origin),
+        metrics_public=args.metrics_public,
     )
 
 
@@ -56,9 +67,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(
             f"warning: serving on {args.host} without API keys: anyone who can reach it can use it"
         )
-    app = create_app(config_from_args(args), policy)
+    config = config_from_args(args)
+    if args.workers < 1:
+        raise ValueError(f"expected --workers >= 1, got {args.workers}")
+    if args.workers > 1:  # uvicorn starts each process from an import string
+        from crossrank.serve.app import CONFIG_ENV, config_to_env
+
+        os.environ[CONFIG_ENV] = config_to_env(config, policy)
+        app = "crossrank.serve.app:app_from_env"
+    else:
+        app = create_app(config, policy)
     uvicorn.run(
         app,
+        factory=args.workers > 1,
+        workers=args.workers,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -86,7 +108,15 @@ def add_parser(sub) -> None:
         default=30.0,
         help="seconds a request may be expected to wait (429 with Retry-After above)",
     )
-    p.add_argument("--workers", type=int, default=1, help="inference threads sharing the model")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes behind the one port, each with its own session and cores/N threads",
+    )
+    p.add_argument(
+        "--inference-threads", type=int, default=1, help="inference threads sharing a session"
+    )
     p.add_argument("--threads", type=int, help="onnxruntime threads per call (default: all cores)")
     p.add_argument("--max-batch-pairs", type=int, default=8, help="pairs merged per micro-batch")
     p.add_argument("--no-micro-batching", action="store_true", help="score each request alone")
@@ -105,6 +135,8 @@ def add_parser(sub) -> None:
         help="file of accepted API keys, one per line (also $CROSSRANK_API_KEYS, comma-separated); "
         "then every route but /health needs 'Authorization: Bearer KEY'",
     )
+    p.add_argument("--api-key", action="append", default=[], help="an accepted API key (repeat)")
+    p.add_argument("--metrics-public", action="store_true", help="serve /metrics without a key")
     p.add_argument(
         "--allowed-host",
         action="append",

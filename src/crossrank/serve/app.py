@@ -5,10 +5,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import os
 import time
 import uuid
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -29,6 +32,7 @@ from crossrank.serve.requests import (
 from crossrank.serve.security import AccessPolicy
 from crossrank.serve.service import ServerConfig, Service
 
+CONFIG_ENV = "CROSSRANK_SERVE_CONFIG"  # how `serve --workers N` hands its options to each process
 ROUTES = ("/v1/rerank", "/v2/rerank", "/rerank", "/search", "/health", "/metrics")
 NO_CALIBRATION = (
     "relevance_score is a plain sigmoid of the logit: this artifact has no Platt calibration "
@@ -67,6 +71,24 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
 
 def _error(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def config_to_env(config: ServerConfig, policy: AccessPolicy) -> str:
+    policy_dict = {**asdict(policy), "api_keys": sorted(policy.api_keys)}
+    return json.dumps({"config": asdict(config), "policy": policy_dict})
+
+
+def app_from_env() -> FastAPI:
+    """The application of one of several server processes (``crossrank serve --workers N``)."""
+    spec = json.loads(os.environ[CONFIG_ENV])
+    policy = spec["policy"]
+    policy = AccessPolicy(
+        api_keys=frozenset(policy["api_keys"]),
+        allowed_hosts=tuple(policy["allowed_hosts"]),
+        cors_origins=tuple(policy["cors_origins"]),
+        metrics_public=policy["metrics_public"],
+    )
+    return create_app(ServerConfig(**spec["config"]), policy)
 
 
 def create_app(config: ServerConfig, policy: AccessPolicy | None = None) -> FastAPI:
@@ -222,7 +244,9 @@ def create_app(config: ServerConfig, policy: AccessPolicy | None = None) -> Fast
     @app.get("/health", **docs.route_docs(None, docs.HEALTH_RESPONSE))
     async def health():
         if not service.engine.alive:
-            raise ApiError(503, "expected live inference workers, got a dead one")
+            raise ApiError(
+                503, "expected live inference workers, got a dead one", headers={"Retry-After": "5"}
+            )
         return {
             "status": "ok",
             "model": service.model_name,

@@ -29,13 +29,15 @@ class AccessPolicy:
     api_keys: frozenset[str] = frozenset()
     allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
     cors_origins: tuple[str, ...] = ()
+    metrics_public: bool = False  # /metrics without a key (for scrapers that send none)
 
     def check(self, method: str, path: str, headers) -> None:
         """Raise :class:`ApiError` for a request this policy refuses."""
         host_allowed(headers.get("host"), self.allowed_hosts)
         if method == "OPTIONS":  # CORS preflights carry no credentials
             return
-        if self.api_keys and path not in OPEN_PATHS:
+        public = OPEN_PATHS + (("/metrics",) if self.metrics_public else ())
+        if self.api_keys and path not in public:
             check_key(headers.get("authorization"), self.api_keys)
         if method == "POST":
             check_json(headers.get("content-type"))

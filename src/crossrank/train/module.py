@@ -31,6 +31,9 @@ class CrossEncoderModule(L.LightningModule):
         warmup: fraction of steps with a linear warm-up; the rate then decays linearly to 0.
         answer_weight: weight of the answer head's BCE (label >= 2) when the model has one.
         seed: base of the per-batch seeds, so a resumed run redraws the same dropout masks.
+        micro_batch: score a training batch in length-sorted pieces of this many pairs, so
+            that short pairs are not padded to the longest (benchmarks/train_speed.py: +25%
+            pairs/s for MiniLM at 128 and 256 tokens on 2 cores); None: one padded batch.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class CrossEncoderModule(L.LightningModule):
         warmup: float = 0.1,
         answer_weight: float = 0.5,
         seed: int = 13,
+        micro_batch: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(encoder, dict):  # hparams saved by LightningCLI hold the config as a dict
@@ -72,6 +76,27 @@ class CrossEncoderModule(L.LightningModule):
         """Relevance logits for (query, document) pairs."""
         return self.model(**self.encode(queries, documents))
 
+    def outputs(
+        self, queries: list[str], documents: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Relevance and answer logits, in length-sorted micro-batches when configured."""
+        micro = self.hparams.micro_batch
+        if not micro or micro >= len(documents):
+            return self.model.forward_with_answer(**self.encode(queries, documents))
+        lengths = [len(ids) for ids in self.tokenizer.token_ids(documents, self.max_length)]
+        order = sorted(range(len(documents)), key=lengths.__getitem__)
+        scores, answers = [], []
+        for start in range(0, len(order), micro):
+            idx = order[start : start + micro]
+            s, a = self.model.forward_with_answer(
+                **self.encode([queries[i] for i in idx], [documents[i] for i in idx])
+            )
+            scores.append(s)
+            answers.append(a)
+        back = torch.argsort(torch.tensor(order, device=self.device))
+        answer = None if answers[0] is None else torch.cat(answers)[back]
+        return torch.cat(scores)[back], answer
+
     def on_train_batch_start(self, batch: PairBatch, batch_idx: int) -> None:
         # Dropout masks depend only on (seed, epoch, batch): a resumed run repeats them exactly.
         torch.manual_seed(self.hparams.seed * 1_000_003 + self.current_epoch * 100_003 + batch_idx)
@@ -99,9 +124,7 @@ class CrossEncoderModule(L.LightningModule):
         self._loader_states = list(fit_loop.get("state_dict", {}).get("combined_loader", []))
 
     def training_step(self, batch: PairBatch, batch_idx: int) -> torch.Tensor:
-        scores, answer = self.model.forward_with_answer(
-            **self.encode(batch.queries, batch.documents)
-        )
+        scores, answer = self.outputs(batch.queries, batch.documents)
         labels = batch.labels.to(self.device)
         loss = self.loss_fn(scores.view_as(labels), labels)
         if answer is not None:

@@ -1,0 +1,133 @@
+"""Training throughput of the MiniLM cross-encoder on this CPU: pairs per second through a
+full step (forward, backward, optimizer), fp32 against bf16 autocast, at 128 and 256 tokens,
+padded to each batch's longest pair against length-sorted micro-batches.
+
+    python benchmarks/train_speed.py --data BEIR_DIR [--steps 6] [--groups 8] [--negatives 7]
+
+Batches are what training sees: ``--groups`` queries of the train split, each with a judged
+positive and ``--negatives`` BM25 candidates (64 pairs per step by default), through the real
+``CrossEncoderModule`` and its listwise loss. The first step of each variant is a warm-up and
+is not timed; the rest are timed one by one (medians). Peak RSS is this whole process's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from common import (
+    Column,
+    dataset_and_bm25,
+    machine,
+    machine_line,
+    output_path,
+    print_table,
+    write_json,
+)
+
+
+def make_batches(data: str, steps: int, groups: int, negatives: int) -> list[tuple[list, list]]:
+    ds, bm25 = dataset_and_bm25(data, "train")
+    batches, queries, docs = [], [], []
+    for qid in ds.judged_queries():
+        positives = [d for d, g in ds.qrels[qid].items() if g > 0 and d in ds.corpus]
+        hits = [h for h in bm25.retrieve(ds.queries[qid], 50) if h.doc_id not in ds.qrels[qid]]
+        if not positives or len(hits) < negatives:
+            continue
+        for d in [positives[0], *(h.doc_id for h in hits[:negatives])]:
+            queries.append(ds.queries[qid])
+            docs.append(ds.doc_text(d))
+        if len(queries) == groups * (negatives + 1):
+            batches.append((queries, docs))
+            queries, docs = [], []
+            if len(batches) == steps:
+                break
+    return batches
+
+
+def run(batches, max_length: int, bf16: bool, micro: int | None, groups: int) -> dict:
+    from crossrank.train.losses import get_loss
+    from crossrank.train.model import CrossEncoderConfig
+    from crossrank.train.module import CrossEncoderModule
+
+    torch.manual_seed(0)
+    module = CrossEncoderModule(
+        CrossEncoderConfig(pretrained="minilm-l6", max_length=max_length), micro_batch=micro
+    )
+    module.train()
+    loss_fn = get_loss("listwise")
+    optimizer = torch.optim.AdamW(module.parameters(), lr=2e-5)
+    times, tokens = [], []
+    for step, (queries, docs) in enumerate(batches):
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            scores, _ = module.outputs(queries, docs)
+        labels = torch.zeros(groups, len(docs) // groups, dtype=torch.long)
+        labels[:, 0] = 1
+        loss = loss_fn(scores.float().view_as(labels), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step:
+            times.append(time.perf_counter() - t0)
+            tokens.append(sum(len(x) for x in module.tokenizer.token_ids(docs, max_length)))
+    per_step = statistics.median(times)
+    return {
+        "max_length": max_length,
+        "precision": "bf16 autocast" if bf16 else "fp32",
+        "batches": f"sorted micro-batches of {micro}" if micro else "padded to longest",
+        "pairs_per_s": len(batches[0][0]) / per_step,
+        "s_per_step": per_step,
+        "loss_last": float(loss),
+    }
+
+
+COLUMNS: list[Column] = [
+    ("window", "max_length", ">6"),
+    ("  precision", lambda r: f"  {r['precision']}", "<17"),
+    ("batches", "batches", "<30"),
+    ("pairs/s", "pairs_per_s", ">9.1f"),
+    ("s/step", "s_per_step", ">8.2f"),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", required=True, help="BEIR folder with a train split")
+    parser.add_argument("--steps", type=int, default=6, help="steps per variant (1 warm-up)")
+    parser.add_argument("--groups", type=int, default=8)
+    parser.add_argument("--negatives", type=int, default=7)
+    parser.add_argument("--micro", type=int, default=16, help="pairs per sorted micro-batch")
+    parser.add_argument("--output", default=output_path("train_speed.json"))
+    args = parser.parse_args()
+    info = machine()
+    torch.set_num_threads(info["cores"])
+    batches = make_batches(args.data, args.steps, args.groups, args.negatives)
+    rows = []
+    for max_length in (128, 256):
+        for bf16 in (False, True):
+            for micro in (None, args.micro):
+                rows.append(run(batches, max_length, bf16, micro, args.groups))
+                print(rows[-1], flush=True)
+    print(machine_line(info))
+    print_table(
+        f"MiniLM-L6 cross-encoder, {len(batches[0][0])} pairs per step (listwise, AdamW), "
+        f"median of {args.steps - 1} steps",
+        COLUMNS,
+        rows,
+    )
+    rss = next(
+        line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("VmHWM")
+    )  # fmt: skip
+    write_json(args.output, {"machine": info, "rows": rows, "peak_rss_mib": int(rss) / 1024})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
