@@ -15,12 +15,13 @@ from dataclasses import asdict
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from crossrank.serve import openapi as docs
 from crossrank.serve.errors import ApiError
+from crossrank.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from crossrank.serve.metrics import Metrics
 from crossrank.serve.requests import (
     parse_cohere,
@@ -96,6 +97,7 @@ def create_app(config: ServerConfig, policy: AccessPolicy | None = None) -> Fast
     policy = policy or AccessPolicy()
     metrics = Metrics()
     service = Service(config, metrics)
+    metrics.watch(service.engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -260,7 +262,6 @@ def create_app(config: ServerConfig, policy: AccessPolicy | None = None) -> Fast
 
     @app.get("/metrics", **docs.route_docs(None, {"type": "string"}, "text/plain"))
     async def prometheus():
-        text = metrics.render(service.engine.depth, service.engine.cache)
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     return app

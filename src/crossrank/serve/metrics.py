@@ -1,106 +1,100 @@
-"""Prometheus text exposition (format 0.0.4) of the server's counters, without a client library."""
+"""The server's Prometheus metrics, kept and exposed with ``prometheus_client``.
+
+Each application has its own registry (tests and ``--workers`` processes start several), so
+nothing leaks between them; the cache and the queue are read when scraped.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class _Histogram:
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.total = 0
-        self.sum = 0.0
+class _Live:
+    """Values read at scrape time: the engine's queue and score cache."""
 
-    def observe(self, value: float) -> None:
-        self.total += 1
-        self.sum += value
-        for i, edge in enumerate(self.buckets):
-            if value <= edge:
-                self.counts[i] += 1
+    def __init__(self) -> None:
+        self.engine = None
 
-    def lines(self, name: str, labels: str) -> list[str]:
-        sep = "," if labels else ""
-        out = [
-            f'{name}_bucket{{{labels}{sep}le="{edge}"}} {count}'
-            for edge, count in zip(self.buckets, self.counts, strict=True)
-        ]
-        out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.total}')
-        out.append(f"{name}_sum{{{labels}}} {self.sum}" if labels else f"{name}_sum {self.sum}")
-        out.append(
-            f"{name}_count{{{labels}}} {self.total}" if labels else f"{name}_count {self.total}"
+    def collect(self):
+        engine = self.engine
+        if engine is None:
+            return
+        cache = engine.cache
+        lookups = cache.hits + cache.misses
+        yield GaugeMetricFamily(
+            "crossrank_queue_depth", "Inference jobs waiting or running.", engine.depth
         )
-        return out
+        yield CounterMetricFamily("crossrank_cache_hits", "Score cache hits.", cache.hits)
+        yield CounterMetricFamily("crossrank_cache_misses", "Score cache misses.", cache.misses)
+        yield GaugeMetricFamily(
+            "crossrank_cache_hit_ratio",
+            "Hits over lookups since start.",
+            cache.hits / lookups if lookups else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "crossrank_cache_bytes", "Estimated memory held by the score cache.", cache.bytes
+        )
 
 
 class Metrics:
     """Requests by endpoint and status, latency and batch-size histograms, pairs scored."""
 
     def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "crossrank_requests",
+            "HTTP requests by endpoint and status code.",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "crossrank_request_duration_seconds",
+            "Request latency.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch = Histogram(
+            "crossrank_batch_pairs",
+            "Pairs per inference call.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self._pairs = Counter(
+            "crossrank_pairs_scored", "Query-document pairs run through the model.", registry=r
+        )
+        self._seconds = Counter(
+            "crossrank_inference_seconds", "Time spent in the model.", registry=r
+        )
+        self._live = _Live()
+        r.register(self._live)
         self._lock = threading.Lock()
-        self.requests: dict[tuple[str, int], int] = defaultdict(int)
-        self.latency: dict[str, _Histogram] = {}
-        self.batch = _Histogram(BATCH_BUCKETS)
-        self.pairs_scored = 0
+        self.pairs_scored = 0  # also kept here: the service reads its pace from them
         self.inference_seconds = 0.0
 
+    def watch(self, engine) -> None:
+        """Expose ``engine``'s queue depth and cache counters at scrape time."""
+        self._live.engine = engine
+
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self.requests[(endpoint, status)] += 1
-            self.latency.setdefault(endpoint, _Histogram(LATENCY_BUCKETS)).observe(seconds)
+        self.requests.labels(endpoint, str(status)).inc()
+        self.latency.labels(endpoint).observe(seconds)
 
     def observe_batch(self, pairs: int, seconds: float) -> None:
+        self.batch.observe(pairs)
+        self._pairs.inc(pairs)
+        self._seconds.inc(seconds)
         with self._lock:
-            self.batch.observe(pairs)
             self.pairs_scored += pairs
             self.inference_seconds += seconds
 
-    def render(self, queue_depth: int, cache) -> str:
-        """The exposition text; ``cache`` is the engine's :class:`ScoreCache`."""
-        lookups = cache.hits + cache.misses
-        with self._lock:
-            lines = [
-                "# HELP crossrank_requests_total HTTP requests by endpoint and status code.",
-                "# TYPE crossrank_requests_total counter",
-                *(
-                    f'crossrank_requests_total{{endpoint="{e}",status="{s}"}} {n}'
-                    for (e, s), n in sorted(self.requests.items())
-                ),
-                "# HELP crossrank_request_duration_seconds Request latency.",
-                "# TYPE crossrank_request_duration_seconds histogram",
-            ]
-            for endpoint, hist in sorted(self.latency.items()):
-                lines += hist.lines("crossrank_request_duration_seconds", f'endpoint="{endpoint}"')
-            lines += [
-                "# HELP crossrank_batch_pairs Pairs per inference call (micro-batches).",
-                "# TYPE crossrank_batch_pairs histogram",
-                *self.batch.lines("crossrank_batch_pairs", ""),
-                "# HELP crossrank_pairs_scored_total Query-document pairs run through the model.",
-                "# TYPE crossrank_pairs_scored_total counter",
-                f"crossrank_pairs_scored_total {self.pairs_scored}",
-                "# HELP crossrank_inference_seconds_total Time spent in the model.",
-                "# TYPE crossrank_inference_seconds_total counter",
-                f"crossrank_inference_seconds_total {self.inference_seconds}",
-            ]
-        lines += [
-            "# HELP crossrank_queue_depth Inference jobs waiting or running.",
-            "# TYPE crossrank_queue_depth gauge",
-            f"crossrank_queue_depth {queue_depth}",
-            "# HELP crossrank_cache_hits_total Score cache hits.",
-            "# TYPE crossrank_cache_hits_total counter",
-            f"crossrank_cache_hits_total {cache.hits}",
-            "# HELP crossrank_cache_misses_total Score cache misses.",
-            "# TYPE crossrank_cache_misses_total counter",
-            f"crossrank_cache_misses_total {cache.misses}",
-            "# HELP crossrank_cache_hit_ratio Hits over lookups since start.",
-            "# TYPE crossrank_cache_hit_ratio gauge",
-            f"crossrank_cache_hit_ratio {cache.hits / lookups if lookups else 0.0}",
-            "# HELP crossrank_cache_bytes Estimated memory held by the score cache.",
-            "# TYPE crossrank_cache_bytes gauge",
-            f"crossrank_cache_bytes {cache.bytes}",
-        ]
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
