@@ -58,6 +58,13 @@ def real_pairs(data: str | Path, n: int = 100) -> tuple[str, list[str]]:
     raise ValueError(f"{data}: no judged test query with {n} BM25 hits")
 
 
+def pct(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile, NaN for no values."""
+    import numpy as np
+
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
 def output_path(name: str) -> str:
     """The default ``--output``: ``benchmarks/results/NAME``."""
     return str(RESULTS / name)

@@ -19,15 +19,8 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
-from common import Column, machine, machine_line, output_path, print_table, write_json
-from serve_load import request_pool, start_server
-
-from crossrank.runtime.precision import PRECISIONS
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
+from common import Column, machine, machine_line, output_path, pct, print_table, write_json
+from serve_load import add_server_args, request_pool, start_server
 
 
 async def burst(url: str, large, small, patience: float, expected) -> dict:
@@ -141,9 +134,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", required=True, help="crossrank artifact directory")
-    parser.add_argument("--data", required=True, help="BEIR folder (its dev split, else test)")
-    parser.add_argument("--precision", default="int8", choices=PRECISIONS)
+    add_server_args(parser, "int8")
     parser.add_argument("--large", type=int, default=100, help="large requests in the burst")
     parser.add_argument("--docs", type=int, default=100, help="documents per large request")
     parser.add_argument(

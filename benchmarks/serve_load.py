@@ -53,6 +53,13 @@ def request_pool(
     return pool
 
 
+def add_server_args(parser, precision: str) -> None:
+    """--model, --data and --precision, shared by the service benchmarks."""
+    parser.add_argument("--model", required=True, help="crossrank artifact directory")
+    parser.add_argument("--data", required=True, help="BEIR folder (its dev split, else test)")
+    parser.add_argument("--precision", default=precision, choices=PRECISIONS)
+
+
 def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "crossrank.cli.main", "serve", "--model", model, "--port", str(port),
            "--cache-mb", "0", *extra]  # fmt: skip
@@ -143,9 +150,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", required=True, help="crossrank artifact directory")
-    parser.add_argument("--data", required=True, help="BEIR folder (its dev split, else test)")
-    parser.add_argument("--precision", default="int8", choices=PRECISIONS)
+    add_server_args(parser, "int8")
     parser.add_argument("--seconds", type=float, default=12.0, help="per concurrency level")
     parser.add_argument("--pool", type=int, default=40, help="distinct requests")
     parser.add_argument("--max-queue", type=int, default=8)

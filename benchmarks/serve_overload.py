@@ -18,15 +18,8 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
-from common import Column, machine, machine_line, output_path, print_table, write_json
-from serve_load import request_pool, start_server
-
-from crossrank.runtime.precision import PRECISIONS
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
+from common import Column, machine, machine_line, output_path, pct, print_table, write_json
+from serve_load import add_server_args, request_pool, start_server
 
 
 async def capacity(url: str, pool, seconds: float) -> float:
@@ -100,9 +93,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", required=True, help="crossrank artifact directory")
-    parser.add_argument("--data", required=True, help="BEIR folder (its dev split, else test)")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
+    add_server_args(parser, "auto")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--factor", type=float, default=2.0, help="load over measured capacity")
     parser.add_argument("--docs", type=int, default=100, help="documents per large request")

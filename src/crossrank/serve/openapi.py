@@ -31,18 +31,22 @@ def _obj(props: dict, required: list[str], extra: bool = True) -> dict:
     }
 
 
+# Fields the Cohere and Infinity bodies share.
+_LIKE_COHERE = {
+    "model": _STR,
+    "query": _TEXT,
+    "top_n": _INT1,
+    "return_documents": _BOOL,
+    "raw_scores": _BOOL,
+    **_EXTENSIONS,
+}
 COHERE_REQUEST = _obj(
     {
-        "model": _STR,
-        "query": _TEXT,
+        **_LIKE_COHERE,
         "documents": {"type": "array", "items": _DOCUMENT, "minItems": 1},
-        "top_n": _INT1,
-        "return_documents": _BOOL,
         "max_tokens_per_doc": _INT1,
         "max_chunks_per_doc": _INT1,
         "rank_fields": {"type": "array", "items": _STR, "minItems": 1},
-        "raw_scores": _BOOL,
-        **_EXTENSIONS,
     },
     ["query", "documents"],
 )
@@ -80,15 +84,7 @@ TEI_REQUEST = _obj(
     ["query", "texts"],
 )
 INFINITY_REQUEST = _obj(
-    {
-        "model": _STR,
-        "query": _TEXT,
-        "documents": {"type": "array", "items": _TEXT, "minItems": 1},
-        "top_n": _INT1,
-        "return_documents": _BOOL,
-        "raw_scores": _BOOL,
-        **_EXTENSIONS,
-    },
+    {**_LIKE_COHERE, "documents": {"type": "array", "items": _TEXT, "minItems": 1}},
     ["query", "documents"],
 )
 RERANK_REQUEST = {"oneOf": [TEI_REQUEST, INFINITY_REQUEST]}
