@@ -72,6 +72,17 @@ def test_export_is_a_graph_onnxruntime_fuses(minilm_artifact):
     assert fused["SkipLayerNormalization"] == 12 and fused["BiasGelu"] == 6
 
 
+def test_the_int8_graph_quantizes_the_fused_attention(minilm_artifact, tiny_artifact):
+    import onnx
+
+    def ops(path):
+        return {n.op_type for n in onnx.load(str(path)).graph.node}
+
+    assert "QAttention" in ops(minilm_artifact / "model.int8.onnx")
+    assert "Attention" not in ops(minilm_artifact / "model.onnx")  # OpenVINO reads it: plain
+    assert "DynamicQuantizeLinear" in ops(tiny_artifact / "model.int8.onnx")  # no BERT: as is
+
+
 def _fixture_rankings():
     from crossrank.data.examples import read_labeled
 

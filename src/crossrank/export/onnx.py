@@ -84,23 +84,61 @@ def trace_onnx(
     )
 
 
-def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 quantization: weights per output channel, activations per batch.
+def attention_shape(module: nn.Module) -> tuple[int, int] | None:
+    """(heads, hidden size) of the Hugging Face encoder inside ``module``, or None (tiny)."""
+    for sub in module.modules():
+        config = getattr(sub, "config", None)
+        heads = getattr(config, "num_attention_heads", None)
+        hidden = getattr(config, "hidden_size", None)
+        if isinstance(heads, int) and isinstance(hidden, int):
+            return heads, hidden
+    return None
 
-    Static (calibrated QDQ) int8 was measured too: on NFCorpus pairs it moved the top 10
-    far more than dynamic int8 and ran no faster here (RESULTS.md), so dynamic it is.
+
+def quantize_int8(src: Path, dst: Path, attention: tuple[int, int] | None = None) -> None:
+    """Dynamic int8 quantization: weights per output channel, activations per call.
+
+    A BERT-class graph is first fused by onnxruntime's transformer optimizer (Attention,
+    SkipLayerNorm, BiasGelu), so that the quantizer emits QAttention: int8 attention as well
+    as int8 projections, 27% faster per pair than quantizing the plain graph at the same
+    agreement with fp32 (RESULTS.md). ``attention`` is the encoder's (heads, hidden size);
+    without it (the tiny model), or when nothing fuses, the graph is quantized as it is. Static (calibrated QDQ) int8 was measured too: it moved the top 10 far more
+    and ran no faster here, so dynamic it is.
     """
+    import tempfile
+
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(src),
-        str(dst),
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        # Without it, tensors whose type the quantizer cannot infer (fused graphs) fail.
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        fused = attention and _fused_for_onnxruntime(src, Path(tmp) / "fused.onnx", *attention)
+        quantize_dynamic(
+            str(fused or src),
+            str(dst),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            # Without it, tensors whose type the quantizer cannot infer (fused graphs) fail.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+
+def _fused_for_onnxruntime(src: Path, dst: Path, heads: int, hidden: int) -> Path | None:
+    """``src`` with its attention fused by onnxruntime's BERT optimizer, or None when the
+    optimizer finds no attention to fuse (then the plain graph is quantized)."""
+    import logging
+
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    quiet = logging.getLogger("onnxruntime.transformers")
+    level, quiet.level = quiet.level, logging.ERROR
+    try:
+        model = optimize_model(str(src), model_type="bert", num_heads=heads, hidden_size=hidden)
+    finally:
+        quiet.setLevel(level)
+    if not model.get_fused_operator_statistics().get("Attention"):
+        return None
+    model.save_model_to_file(str(dst))
+    return dst
 
 
 def export(
@@ -140,7 +178,7 @@ def export(
             parity=parity,
         )
         if int8:
-            quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx")
+            quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx", attention_shape(item.module))
             manifest.int8 = compare_int8(
                 item.tokenizer, item.max_length, tmp / "model.onnx", tmp / "model.int8.onnx"
             )
