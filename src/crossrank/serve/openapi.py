@@ -50,22 +50,18 @@ COHERE_REQUEST = _obj(
     },
     ["query", "documents"],
 )
+
+
+def _results(**extra: dict) -> dict:
+    """The ``results`` array of the Cohere and Infinity answers, with their own fields."""
+    item = {"index": {"type": "integer"}, "relevance_score": _NUM, "answer_score": _NUM, **extra}
+    return {"type": "array", "items": _obj(item, ["index", "relevance_score"])}
+
+
 COHERE_RESPONSE = _obj(
     {
         "id": _STR,
-        "results": {
-            "type": "array",
-            "items": _obj(
-                {
-                    "index": {"type": "integer"},
-                    "relevance_score": _NUM,
-                    "answer_score": _NUM,
-                    "document": {"type": "object"},
-                    "passages": {"type": "integer"},
-                },
-                ["index", "relevance_score"],
-            ),
-        },
+        "results": _results(document={"type": "object"}, passages={"type": "integer"}),
         "meta": {"type": "object"},
         "low_confidence": _BOOL,
     },
@@ -100,18 +96,7 @@ RERANK_RESPONSE = {
         _obj(
             {
                 "object": {"const": "rerank"},
-                "results": {
-                    "type": "array",
-                    "items": _obj(
-                        {
-                            "index": {"type": "integer"},
-                            "relevance_score": _NUM,
-                            "answer_score": _NUM,
-                            "document": {"type": ["string", "null"]},
-                        },
-                        ["index", "relevance_score"],
-                    ),
-                },
+                "results": _results(document={"type": ["string", "null"]}),
                 "model": _STR,
                 "usage": {"type": "object"},
                 "id": _STR,
