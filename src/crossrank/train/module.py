@@ -6,6 +6,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torchmetrics import MetricCollection
 from torchmetrics.retrieval import RetrievalMRR, RetrievalNormalizedDCG, RetrievalRecall
@@ -161,18 +162,40 @@ class CrossEncoderModule(L.LightningModule):
             weight_decay=hp.weight_decay,
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = max(1, int(total * hp.warmup))
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
 
         def schedule(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return max(0.0, (total - step) / max(1, total - warm))
+            # With max_time the run ends at whichever comes first, its steps or its time, so
+            # progress follows whichever is further along: a slower CPU still warms up, decays
+            # and ends at a low rate, it just gets there in fewer steps.
+            elapsed = remaining = None
+            if timer is not None and timer.time_remaining("train") is not None:
+                elapsed, remaining = timer.time_elapsed("train"), timer.time_remaining("train")
+            return lr_factor(progress(step, total, elapsed, remaining), hp.warmup)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def progress(
+    step: int, total: int, elapsed: float | None = None, remaining: float | None = None
+) -> float:
+    """How far a run is, in [0, 1]: by steps, or by time when a time budget is further along."""
+    by_steps = step / max(1, total)
+    if elapsed is None or remaining is None:
+        return min(1.0, by_steps)
+    by_time = elapsed / max(1e-9, elapsed + remaining)
+    return min(1.0, max(by_steps, by_time))
+
+
+def lr_factor(done: float, warmup: float) -> float:
+    """Linear warm-up over the first ``warmup`` of the run, then linear decay to 0 at its end."""
+    if done < warmup:
+        return max(done / warmup, 1e-3)
+    return max(0.0, (1.0 - done) / max(1e-9, 1.0 - warmup))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

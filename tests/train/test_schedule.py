@@ -1,0 +1,45 @@
+"""The learning-rate schedule: by steps, or by time when a time budget ends the run first."""
+
+import pytest
+
+from crossrank.train.module import lr_factor, progress
+
+
+def test_progress_follows_whichever_budget_is_further_along():
+    assert progress(50, 100) == 0.5
+    assert progress(50, 100, elapsed=30.0, remaining=10.0) == 0.75  # time is further along
+    assert progress(90, 100, elapsed=10.0, remaining=30.0) == 0.9  # steps are
+    assert progress(500, 100) == 1.0
+
+
+def test_warm_up_then_decay_to_zero():
+    assert lr_factor(0.05, 0.1) == pytest.approx(0.5)
+    assert lr_factor(0.1, 0.1) == pytest.approx(1.0)
+    assert lr_factor(0.55, 0.1) == pytest.approx(0.5)
+    assert lr_factor(1.0, 0.1) == 0.0
+    assert lr_factor(0.0, 0.1) > 0.0  # the first step still moves
+
+
+@pytest.mark.slow
+def test_a_run_stopped_by_max_time_warms_up_and_ends_at_a_low_rate(tmp_path):
+    """Far more epochs than fit in the time budget: the rate must rise and still decay."""
+    import csv
+
+    from conftest import train_tiny
+
+    cli = train_tiny(
+        tmp_path, "--trainer.max_epochs", "10000", "--trainer.max_time", "00:00:00:15",
+        "--trainer.limit_val_batches", "0", "--trainer.log_every_n_steps", "1",
+        "--trainer.callbacks+=lightning.pytorch.callbacks.LearningRateMonitor",
+    )  # fmt: skip
+    base = cli.model.hparams.lr
+    [metrics] = list(tmp_path.rglob("metrics.csv"))
+    rates = [
+        float(r[k])
+        for r in csv.DictReader(metrics.open())
+        for k in r
+        if k.startswith("lr") and r[k]
+    ]
+    assert cli.trainer.current_epoch < 10000 and len(rates) > 5
+    assert max(rates) > 0.5 * base  # it warmed up to near the full rate
+    assert cli.trainer.optimizers[0].param_groups[0]["lr"] < 0.15 * base  # and decayed by the end
