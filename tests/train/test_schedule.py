@@ -2,7 +2,7 @@
 
 import pytest
 
-from crossrank.train.module import lr_factor, progress
+from crossrank.train.module import lr_factor, progress, step_factor
 
 
 def test_progress_follows_whichever_budget_is_further_along():
@@ -18,6 +18,7 @@ def test_warm_up_then_decay_to_zero():
     assert lr_factor(0.55, 0.1) == pytest.approx(0.5)
     assert lr_factor(1.0, 0.1) == 0.0
     assert lr_factor(0.0, 0.1) > 0.0  # the first step still moves
+    assert [step_factor(s, 10, 2) for s in (0, 1, 2, 6, 10)] == [0.5, 1.0, 1.0, 0.5, 0.0]
 
 
 @pytest.mark.slow

@@ -162,16 +162,19 @@ class CrossEncoderModule(L.LightningModule):
             weight_decay=hp.weight_decay,
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = max(1, int(total * hp.warmup))
         timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
 
         def schedule(step: int) -> float:
             # With max_time the run ends at whichever comes first, its steps or its time, so
-            # progress follows whichever is further along: a slower CPU still warms up, decays
-            # and ends at a low rate, it just gets there in fewer steps.
-            elapsed = remaining = None
+            # when the time budget is further along the schedule follows the time: a slower
+            # CPU still warms up, decays and ends at a low rate, in fewer steps.
             if timer is not None and timer.time_remaining("train") is not None:
                 elapsed, remaining = timer.time_elapsed("train"), timer.time_remaining("train")
-            return lr_factor(progress(step, total, elapsed, remaining), hp.warmup)
+                done = progress(step, total, elapsed, remaining)
+                if done > step / total:
+                    return lr_factor(done, hp.warmup)
+            return step_factor(step, total, warm)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {
@@ -191,8 +194,16 @@ def progress(
     return min(1.0, max(by_steps, by_time))
 
 
+def step_factor(step: int, total: int, warm: int) -> float:
+    """The schedule by steps: linear warm-up over ``warm`` steps, then linear decay to 0."""
+    if step < warm:
+        return (step + 1) / warm
+    return max(0.0, (total - step) / max(1, total - warm))
+
+
 def lr_factor(done: float, warmup: float) -> float:
-    """Linear warm-up over the first ``warmup`` of the run, then linear decay to 0 at its end."""
+    """The schedule by progress in [0, 1] (time-based runs): warm-up over the first ``warmup``,
+    then linear decay to 0 at the end."""
     if done < warmup:
         return max(done / warmup, 1e-3)
     return max(0.0, (1.0 - done) / max(1e-9, 1.0 - warmup))
