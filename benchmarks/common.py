@@ -20,17 +20,14 @@ FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16"
 def machine() -> dict[str, Any]:
     """CPU model, the kernel-relevant flags it has, and the cores this process may use."""
     from crossrank.runtime.backends import default_threads
+    from crossrank.runtime.hardware import cpu_info
 
-    name, flags = "unknown CPU", set()
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux
-        info = ""
-    if m := re.search(r"^model name\s*:\s*(.+)$", info, re.M):
-        name = m.group(1).strip()
-    if m := re.search(r"^flags\s*:\s*(.+)$", info, re.M):
-        flags = set(m.group(1).split())
-    return {"cpu": name, "flags": [f for f in FLAGS if f in flags], "cores": default_threads()}
+    cpu = cpu_info()
+    return {
+        "cpu": cpu.name,
+        "flags": [f for f in FLAGS if f in cpu.flags],
+        "cores": default_threads(),
+    }
 
 
 def machine_line(info: dict[str, Any] | None = None) -> str:

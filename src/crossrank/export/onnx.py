@@ -102,8 +102,9 @@ def quantize_int8(src: Path, dst: Path, attention: tuple[int, int] | None = None
     SkipLayerNorm, BiasGelu), so that the quantizer emits QAttention: int8 attention as well
     as int8 projections, 27% faster per pair than quantizing the plain graph at the same
     agreement with fp32 (RESULTS.md). ``attention`` is the encoder's (heads, hidden size);
-    without it (the tiny model), or when nothing fuses, the graph is quantized as it is. Static (calibrated QDQ) int8 was measured too: it moved the top 10 far more
-    and ran no faster here, so dynamic it is.
+    without it (the tiny model), or when nothing fuses, the graph is quantized as it is.
+    Static (calibrated QDQ) int8 was measured too: it moved the top 10 far more and ran no
+    faster here, so dynamic it is.
     """
     import tempfile
 

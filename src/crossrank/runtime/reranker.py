@@ -154,8 +154,6 @@ class OnnxReranker:
             raise
         except Exception as exc:
             raise ArtifactError(f"{model_path}: could not load it ({exc})") from exc
-        if precision == "int8":
-            batch_size = 1
         self.batch_size = batch_size or self.backend.batch_size
         self.batch_tokens = None if batch_size else self.backend.batch_tokens
         self.sha256 = artifact_sha256(self.model_dir)

@@ -71,7 +71,10 @@ class CrossEncoderModule(L.LightningModule):
 
     def encode(self, queries: list[str], documents: list[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer.encode_pairs(queries, documents, self.max_length)
-        return {k: torch.from_numpy(v).to(self.device) for k, v in enc.as_dict().items()}
+        return self._tensors(enc.as_dict())
+
+    def _tensors(self, arrays: dict) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(v).to(self.device) for k, v in arrays.items()}
 
     def forward(self, queries: list[str], documents: list[str]) -> torch.Tensor:
         """Relevance logits for (query, document) pairs."""
@@ -84,13 +87,15 @@ class CrossEncoderModule(L.LightningModule):
         micro = self.hparams.micro_batch
         if not micro or micro >= len(documents):
             return self.model.forward_with_answer(**self.encode(queries, documents))
-        lengths = [len(ids) for ids in self.tokenizer.token_ids(documents, self.max_length)]
-        order = sorted(range(len(documents)), key=lengths.__getitem__)
+        arrays = self.tokenizer.encode_pairs(queries, documents, self.max_length).as_dict()
+        lengths = arrays["attention_mask"].sum(axis=1)
+        order = sorted(range(len(documents)), key=lambda i: lengths[i])
         scores, answers = [], []
         for start in range(0, len(order), micro):
             idx = order[start : start + micro]
+            width = int(lengths[idx].max())  # the piece's own longest pair, not the batch's
             s, a = self.model.forward_with_answer(
-                **self.encode([queries[i] for i in idx], [documents[i] for i in idx])
+                **self._tensors({k: v[idx, :width] for k, v in arrays.items()})
             )
             scores.append(s)
             answers.append(a)
