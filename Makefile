@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast check format train export serve clean reproduce-nfcorpus
+.PHONY: demo test test-fast check format train export serve clean reproduce-nfcorpus train-general
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,3 +45,11 @@ clean:
 
 reproduce-nfcorpus: $(STAMP)
 	$(BIN)/python scripts/reproduce_nfcorpus.py
+
+# The general-purpose reranker: every labeled set in ../shared/data, 80 min of training on 2 cores.
+GENERAL := checkpoints/minilm-general
+train-general: $(STAMP)
+	$(BIN)/crossrank train fit --config configs/minilm-general.yaml
+	$(BIN)/crossrank export --checkpoint $(GENERAL)/best.ckpt --output $(GENERAL)/onnx --int8
+	$(BIN)/crossrank fuse --model $(GENERAL)/onnx --data ../shared/data/nfcorpus --retriever bm25 --precision int8
+	$(BIN)/crossrank fuse --model $(GENERAL)/onnx --data ../shared/data/nfcorpus --retriever hybrid --precision int8

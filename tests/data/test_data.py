@@ -90,6 +90,34 @@ def test_labeled_jsonl_both_shapes(tmp_path):
         read_labeled_jsonl(path)
 
 
+def test_flagembedding_rows_and_msmarco_triples(tmp_path):
+    path = tmp_path / "fe.jsonl"
+    path.write_text(json.dumps({"query": "q", "pos": ["yes"], "neg": ["no", "nah"]}))
+    (q,) = read_labeled(str(path), "train").queries
+    assert sorted(q.judged.values()) == [0, 0, 1]
+    tsv = tmp_path / "triples.tsv"
+    tsv.write_text("q one\tgood\tbad\nq one\tgood\tworse\nq two\tfine\tbad\n")
+    data = read_labeled(str(tsv), "train")
+    assert [sorted(q.judged.values()) for q in data.queries] == [[0, 0, 1], [0, 1]]
+    assert len(data.documents) == 4  # "good" and "bad" are one document each
+    tsv.write_text("q one\tgood\n")
+    with pytest.raises(
+        DataError, match=r"triples\.tsv:1: expected query<TAB>positive<TAB>negative"
+    ):
+        read_labeled(str(tsv), "train")
+
+
+def test_merged_sets_keep_each_queries_teacher_lists():
+    from crossrank.data.examples import LabeledQuery, LabeledSet, merge_sets
+
+    a = LabeledQuery("q", "text", {"d1": 1}, ["d1", "d2"], {"d1": 2.0, "d2": -1.0}, {"d2"})
+    merged = merge_sets([LabeledSet([a], {"d1": "x", "d2": "y"}, "a"), LabeledSet([], {}, "b")])
+    (q,) = merged.queries
+    assert q.candidates == ["0:d1", "0:d2"]
+    assert q.teacher == {"0:d1": 2.0, "0:d2": -1.0}
+    assert q.unsure == {"0:d2"}
+
+
 def test_leakage_guard_fires_when_a_query_is_in_both_splits(beir_copy):
     path = beir_copy / "qrels" / "eval.tsv"
     first_train = (beir_copy / "qrels" / "train.tsv").read_text().splitlines()[1]
@@ -103,7 +131,7 @@ def test_groups_hold_a_positive_and_only_lower_graded_negatives():
     data = read_labeled("fixture", "train")
     ds = GroupDataset(data, n_negatives=5, source="random", seed=1)
     for i in range(len(ds)):
-        _query, docs, labels = ds[i]
+        _query, docs, labels, _ = ds[i]
         assert len(docs) == len(labels) == 6
         assert labels[0] > 0 and all(g < labels[0] for g in labels[1:])
     first = [ds[i] for i in range(5)]
@@ -133,7 +161,7 @@ def test_mined_negatives_never_include_judged_documents(tmp_path):
         for i in range(len(ds)):
             qi, pos = ds.items[i]
             q = data.queries[qi]
-            _, docs, labels = ds[i]
+            _, docs, labels, _ = ds[i]
             negatives = [text_id[d] for d, g in zip(docs[1:], labels[1:], strict=True) if g >= 0]
             assert pos not in negatives and len(set(negatives)) == len(negatives)
             # Every negative is graded below the positive: judged lower, or unjudged (0).
@@ -170,7 +198,7 @@ def test_easy_negatives_come_from_outside_the_candidates_and_are_never_judged():
         for i in range(len(ds)):
             qi, pos = ds.items[i]
             q = data.queries[qi]
-            _, docs, labels = ds[i]
+            _, docs, labels, _ = ds[i]
             ids = [text_id[t] for t, label in zip(docs, labels, strict=True) if label >= 0]
             unjudged = [d for d in ids[1:] if d not in q.judged]
             assert all(q.judged.get(d, 0) < q.judged[pos] for d in ids[1:] if d in q.judged)
@@ -195,7 +223,7 @@ def test_cross_negatives_are_other_queries_positives_never_judged_here():
         for i in range(len(ds)):
             qi, _ = ds.items[i]
             q = data.queries[qi]
-            _, docs, labels = ds[i]
+            _, docs, labels, _ = ds[i]
             ids = [text_id[t] for t, label in zip(docs, labels, strict=True) if label >= 0]
             unjudged = [d for d in ids[1:] if d not in q.judged]
             cross += sum(d in positives and d not in q.candidates for d in unjudged)

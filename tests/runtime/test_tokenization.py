@@ -159,3 +159,25 @@ def test_invisible_text_is_blank():
         with pytest.raises(ValueError, match="expected non-empty text"):
             TOK.encode_pairs(["q"], [blank], 32)
     assert not is_blank("a\u200b") and not is_blank("é")
+
+
+# Far more characters per token than the first span assumes, so most spans are continued.
+_SPARSE = st.lists(
+    st.sampled_from(["word ", "          ", "\t\t\t\n", "x", "é ", "日", "Vitamin-D "]),
+    max_size=120,
+).map("".join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    texts=st.lists(_SPARSE.filter(lambda s: not is_blank(s)), min_size=1, max_size=6),
+    max_tokens=st.integers(1, 60),
+)
+def test_wordpiece_continued_spans_give_the_full_texts_first_tokens(minilm_dir, texts, max_tokens):
+    """Texts whose first span gives too few tokens (many spaces per token) are continued from
+    the cut; the first ``max_tokens`` ids equal the full encoding's, in every text's place."""
+    tok = _minilm_tokenizer(str(minilm_dir))
+    got = tok.token_ids(texts, max_tokens)
+    for text, ids in zip(texts, got, strict=True):
+        full = tok._tok.encode(text, add_special_tokens=False).ids
+        assert ids[:max_tokens] == full[:max_tokens]

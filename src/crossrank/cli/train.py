@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from crossrank.cli.common import prepare_first_stage
+
 
 def main(args: list[str] | None = None, run: bool = True):
     """``LightningCLI(CrossEncoderModule, TriplesDataModule)`` with atomic checkpoint writes."""
@@ -13,7 +15,14 @@ def main(args: list[str] | None = None, run: bool = True):
     from crossrank.train.datamodule import TriplesDataModule
     from crossrank.train.module import AtomicCheckpointIO, CrossEncoderModule
 
-    return LightningCLI(
+    class CLI(LightningCLI):
+        def before_fit(self) -> None:
+            # The hybrid teacher reads the bi-encoder artifact: export it once (needs torch).
+            hp = self.datamodule.hparams
+            if hp.teacher != "none":
+                prepare_first_stage("hybrid", hp.cache_dir)
+
+    return CLI(
         CrossEncoderModule,
         TriplesDataModule,
         seed_everything_default=13,

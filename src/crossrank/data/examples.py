@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,8 @@ class LabeledQuery:
     text: str
     judged: dict[str, int]
     candidates: list[str] = field(default_factory=list)  # first-stage list, best first
+    teacher: dict[str, float] = field(default_factory=dict)  # unsupervised scores of candidates
+    unsure: set[str] = field(default_factory=set)  # unjudged, but likely relevant: no negatives
 
     @property
     def positives(self) -> list[str]:
@@ -51,7 +54,12 @@ def _text_id(prefix: str, text: str) -> str:
 
 
 def read_labeled_jsonl(path: Path) -> LabeledSet:
-    """Read ``{"query", "document", "label"}`` or ``{"query", "positive", "negatives"}`` rows."""
+    """Read ``{"query", "document", "label"}``, ``{"query", "positive", "negatives"}`` or
+    FlagEmbedding's ``{"query", "pos": [...], "neg": [...]}`` rows."""
+    return _labeled_rows(iter_jsonl(path), path)
+
+
+def _labeled_rows(rows: Iterable[tuple[int, dict]], path: Path) -> LabeledSet:
     by_query: dict[str, LabeledQuery] = {}
     documents: dict[str, str] = {}
 
@@ -62,7 +70,7 @@ def read_labeled_jsonl(path: Path) -> LabeledSet:
         entry = by_query.setdefault(qid, LabeledQuery(qid, query, {}))
         entry.judged[doc_id] = max(grade, entry.judged.get(doc_id, grade))
 
-    for lineno, row in iter_jsonl(path):
+    for lineno, row in rows:
         query = _require_str(row, "query", path, lineno)
         if "document" in row:
             doc = _require_str(row, "document", path, lineno)
@@ -84,9 +92,21 @@ def read_labeled_jsonl(path: Path) -> LabeledSet:
                 )
             for neg in negatives:
                 judge(query, neg, 0)
+        elif "pos" in row:
+            for key, grade in (("pos", 1), ("neg", 0)):
+                texts = row.get(key, [])
+                if not isinstance(texts, list) or not all(
+                    isinstance(t, str) and t.strip() for t in texts
+                ):
+                    raise DataError(
+                        f"{path}:{lineno}: expected {key!r} as a list of non-empty strings"
+                    )
+                for text in texts:
+                    judge(query, text, grade)
         else:
             raise DataError(
-                f"{path}:{lineno}: expected keys query+document+label or query+positive+negatives, "
+                f"{path}:{lineno}: expected keys query+document+label, query+positive+negatives "
+                "or query+pos+neg, "
                 f"got {sorted(row)}"
             )
     if not by_query:
@@ -94,9 +114,30 @@ def read_labeled_jsonl(path: Path) -> LabeledSet:
     return LabeledSet(list(by_query.values()), documents, str(path))
 
 
+def read_labeled_triples(path: Path) -> LabeledSet:
+    """Read MS MARCO-style ``query<TAB>positive<TAB>negative`` lines (no header)."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 3 or not all(x.strip() for x in fields):
+                raise DataError(
+                    f"{path}:{lineno}: expected query<TAB>positive<TAB>negative, "
+                    f"got {len(fields)} field(s)"
+                )
+            rows.append(
+                (lineno, {"query": fields[0], "positive": fields[1], "negatives": [fields[2]]})
+            )
+    return _labeled_rows(rows, path)
+
+
 def read_labeled(path: str, split: str) -> LabeledSet:
-    """Labeled queries from a BEIR folder (one qrels split) or a JSONL file."""
+    """Labeled queries from a BEIR folder (one qrels split), a JSONL file or a TSV of triples."""
     root = resolve_data(path)
+    if root.is_file() and root.suffix == ".tsv":
+        return read_labeled_triples(root)
     if root.is_file():
         return read_labeled_jsonl(root)
     ds = load_beir(root, split)
@@ -108,15 +149,24 @@ def read_labeled(path: str, split: str) -> LabeledSet:
 
 
 def merge_sets(sets: list[LabeledSet]) -> LabeledSet:
-    """One training set from several; ids are prefixed by position so they cannot collide."""
+    """One training set from several; ids are prefixed by position so they cannot collide
+    (candidate lists, teacher scores and unsure documents are carried over)."""
     if len(sets) == 1:
         return sets[0]
     queries, documents = [], {}
     for i, part in enumerate(sets):
         documents.update({f"{i}:{d}": t for d, t in part.documents.items()})
         for q in part.queries:
-            judged = {f"{i}:{d}": g for d, g in q.judged.items()}
-            queries.append(LabeledQuery(f"{i}:{q.qid}", q.text, judged))
+            queries.append(
+                LabeledQuery(
+                    f"{i}:{q.qid}",
+                    q.text,
+                    {f"{i}:{d}": g for d, g in q.judged.items()},
+                    [f"{i}:{d}" for d in q.candidates],
+                    {f"{i}:{d}": s for d, s in q.teacher.items()},
+                    {f"{i}:{d}" for d in q.unsure},
+                )
+            )
     return LabeledSet(queries, documents, " + ".join(p.source for p in sets))
 
 

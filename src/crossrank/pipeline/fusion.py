@@ -13,20 +13,28 @@ from typing import Any
 
 import numpy as np
 
+from crossrank.retrieval.hybrid import zscore
 
-def zscore(scores: np.ndarray) -> np.ndarray:
-    """Scores centred and scaled within one query's list (a constant list maps to zeros)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.size == 0:
-        return scores
-    std = scores.std()
-    return (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
+__all__ = [
+    "Fusion",
+    "fit_weight",
+    "fusion_entries",
+    "interpolate",
+    "rank_agreement",
+    "stored_fusion",
+    "trust",
+    "zscore",
+]
 
 
-def interpolate(cross_encoder: np.ndarray, first_stage: np.ndarray, weight: float) -> np.ndarray:
-    """``z(cross_encoder) + weight * z(first_stage)`` over one query's candidates.
+def interpolate(
+    cross_encoder: np.ndarray, first_stage: np.ndarray, weight: float, trust: float = 1.0
+) -> np.ndarray:
+    """``trust * z(cross_encoder) + (weight + 1 - trust) * z(first_stage)`` over one query's
+    candidates.
 
-    With ``weight = 0`` this is the cross-encoder's order; the weight is fitted on dev data.
+    With ``trust = 1`` this is the fitted fusion (``weight = 0``: the cross-encoder's order); with
+    ``trust = 0`` it is the first stage's order. The weight is fitted on dev data.
     """
     cross_encoder, first_stage = np.asarray(cross_encoder), np.asarray(first_stage)
     if cross_encoder.shape != first_stage.shape:
@@ -34,21 +42,66 @@ def interpolate(cross_encoder: np.ndarray, first_stage: np.ndarray, weight: floa
             f"expected one first-stage score per candidate, got {first_stage.shape} "
             f"for {cross_encoder.shape}"
         )
-    return zscore(cross_encoder) + weight * zscore(first_stage)
+    return trust * zscore(cross_encoder) + (weight + 1.0 - trust) * zscore(first_stage)
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """Ranks from 0, ties sharing their mean rank."""
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[order] = np.arange(len(scores))
+    _, groups, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    return (np.bincount(groups, weights=ranks) / counts)[groups]
+
+
+def rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho of two score vectors over one query's candidates (0 when one is constant)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"expected two score vectors of one shape, got {a.shape} and {b.shape}")
+    if a.size < 2:
+        return 0.0
+    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / denom) if denom > 0 else 0.0
+
+
+def trust(cross_encoder: np.ndarray, first_stage: np.ndarray, floor: float | None) -> float:
+    """How much of the cross-encoder one query keeps, in [0, 1] (the "do no harm" guard).
+
+    A cross-encoder trained here is distilled from the first stages, so in its own domain it
+    agrees with them in rank on most queries. ``floor`` is the agreement of the dev split's
+    least-agreeing queries (a low percentile); a query below it is read as out of the model's
+    domain, and its trust falls linearly to 0 at no agreement, leaving the first stage's order.
+    """
+    if floor is None or floor <= 0:
+        return 1.0
+    return float(np.clip(rank_agreement(cross_encoder, first_stage) / floor, 0.0, 1.0))
 
 
 def fit_weight(
     lists: Sequence[tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], float]]],
     grid: Sequence[float] = tuple(np.round(np.arange(0.0, 2.01, 0.05), 2)),
+    floor: float | None = None,
 ) -> tuple[float, float]:
     """The grid weight that maximises the mean of ``metric(fused scores)`` over queries.
 
-    Each item is (cross-encoder scores, first-stage scores, metric of a score vector).
-    Returns (weight, mean metric); ties go to the smaller weight.
+    Each item is (cross-encoder scores, first-stage scores, metric of a score vector); ``floor``
+    is the guard's (see :func:`trust`). Returns (weight, mean metric); ties go to the smaller
+    weight.
     """
+    trusts = [trust(ce, fs, floor) for ce, fs, _ in lists]
     best = (0.0, -1.0)
     for w in grid:
-        value = float(np.mean([metric(interpolate(ce, fs, w)) for ce, fs, metric in lists]))
+        value = float(
+            np.mean(
+                [
+                    metric(interpolate(ce, fs, w, t))
+                    for (ce, fs, metric), t in zip(lists, trusts, strict=True)
+                ]
+            )
+        )
         if value > best[1] + 1e-12:
             best = (float(w), value)
     return best
@@ -56,16 +109,20 @@ def fit_weight(
 
 @dataclass(frozen=True)
 class Fusion:
-    """``z(cross-encoder) + weight * z(first stage)``, fitted for one kind of first stage."""
+    """``z(cross-encoder) + weight * z(first stage)``, fitted for one kind of first stage, with
+    the cross-encoder's share cut on queries where it disagrees with the first stage far more
+    than on dev (``agreement_floor``, see :func:`trust`)."""
 
     weight: float
     first_stage: str
     normalization: str = "zscore"
     fitted_on: str | None = None
     fit: dict[str, Any] = field(default_factory=dict)  # dev numbers of the fit, for reports
+    agreement_floor: float | None = None  # the guard (see :func:`trust`); None: always trust
 
     def apply(self, cross_encoder: np.ndarray, first_stage: np.ndarray) -> np.ndarray:
-        return interpolate(cross_encoder, first_stage, self.weight).astype(np.float32)
+        t = trust(cross_encoder, first_stage, self.agreement_floor)
+        return interpolate(cross_encoder, first_stage, self.weight, t).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +131,7 @@ class Fusion:
             "first_stage": self.first_stage,
             "normalization": self.normalization,
             "fitted_on": self.fitted_on,
+            "agreement_floor": self.agreement_floor,
         }
 
     @classmethod
@@ -88,17 +146,28 @@ class Fusion:
             raise ValueError(
                 f"expected a fusion entry with 'weight' and 'first_stage', got {raw!r}"
             ) from None
+        floor = raw.get("agreement_floor")
+        if floor is not None and not isinstance(floor, (int, float)):
+            raise ValueError(f"expected a number or null for agreement_floor, got {floor!r}")
         fit = {
             k: v
             for k, v in raw.items()
-            if k not in ("weight", "first_stage", "normalization", "fitted_on")
+            if k not in ("weight", "first_stage", "normalization", "fitted_on", "agreement_floor")
         }
-        return cls(weight, first_stage, "zscore", raw.get("fitted_on"), fit)
+        return cls(weight, first_stage, "zscore", raw.get("fitted_on"), fit, floor)
+
+
+def fusion_entries(manifest_fusion: dict | None) -> dict[str, dict[str, Any]]:
+    """An artifact's fitted fusions by first stage. The manifest keys them by first stage; one
+    written before holds a single entry, read as the fit for its own first stage."""
+    if not manifest_fusion:
+        return {}
+    if "first_stage" in manifest_fusion:
+        return {str(manifest_fusion["first_stage"]): manifest_fusion}
+    return dict(manifest_fusion)
 
 
 def stored_fusion(manifest_fusion: dict | None, first_stage: str) -> Fusion | None:
-    """The artifact's fitted fusion when it was fitted for this kind of first stage."""
-    if not manifest_fusion:
-        return None
-    fusion = Fusion.from_dict(manifest_fusion)
-    return fusion if fusion.first_stage == first_stage else None
+    """The artifact's fitted fusion for this kind of first stage, if one was fitted."""
+    entry = fusion_entries(manifest_fusion).get(first_stage)
+    return Fusion.from_dict(entry) if entry else None

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import bm25s
+import numpy as np
 
 from crossrank.data.beir import BeirDataset
 from crossrank.io import atomic_directory
@@ -90,6 +91,21 @@ class BM25Retriever(CorpusRetriever):
             ]
             results.append(hits)
         return results
+
+    def corpus_scores(self, query: str) -> np.ndarray:
+        """The query's BM25 score for every document, in ``doc_ids`` order (0 where no term
+        matches): what a teacher needs for documents beyond the retrieved top k."""
+        tokens = bm25s.tokenize(
+            [query],
+            stopwords=self.params.stopwords,
+            stemmer=self._stemmer,
+            return_ids=False,
+            show_progress=False,
+        )[0]
+        tokens = [t for t in tokens if t in self._model.vocab_dict]
+        if not tokens:
+            return np.zeros(len(self.doc_ids), dtype=np.float32)
+        return np.asarray(self._model.get_scores(tokens), dtype=np.float32)
 
     def save(self, path: str | Path) -> None:
         """Write the index atomically (a temporary directory, then a rename)."""

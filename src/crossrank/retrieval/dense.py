@@ -119,6 +119,10 @@ class DenseRetriever(CorpusRetriever):
             )
         return cls(embedder, doc_ids, embeddings, texts, approximate)
 
+    def corpus_scores(self, queries: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of each query with every document: ``[queries, doc_ids]``."""
+        return self.embedder.embed(queries) @ self.embeddings.T
+
     def _search(self, queries: list[str], k: int) -> list[list[Hit]]:
         vectors = self.embedder.embed(queries)
         if self.index is not None:

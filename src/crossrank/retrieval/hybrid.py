@@ -1,10 +1,22 @@
-"""Hybrid first stage: reciprocal rank fusion of several retrievers' lists."""
+"""Hybrid first stage: reciprocal rank fusion of several retrievers' lists, and the per-list
+z-score that score fusion (pipeline) and the training teacher share."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from crossrank.retrieval.base import Hit, Retriever
+
+
+def zscore(scores: np.ndarray) -> np.ndarray:
+    """Scores centred and scaled within one query's list (a constant list maps to zeros)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return scores
+    std = scores.std()
+    return (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
 
 
 def reciprocal_rank_fusion(

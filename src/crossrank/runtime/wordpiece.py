@@ -3,8 +3,8 @@
 Reranking reads at most ``max_length`` tokens of each document, but tokenizing a whole
 abstract costs far more than the window: most of the tokenizer's time went to text that was
 then thrown away. Documents are therefore cut at a whitespace boundary a little past what
-the window can hold and re-read in full only when that cut turns out too short, which gives
-exactly the tokens of the full text (see :func:`clip_at_whitespace`).
+the window can hold and continued from that cut only when it turns out too short, which gives
+exactly the tokens of the full text (see :func:`span_end`).
 """
 
 from __future__ import annotations
@@ -33,10 +33,22 @@ def clip_at_whitespace(text: str, limit: int) -> str:
     whitespace, the tokens of the clipped text are a prefix of the full text's tokens. A text
     with no whitespace in that span is returned whole.
     """
-    if len(text) <= limit:
-        return text
-    cut = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit), text.rfind("\t", 0, limit))
-    return text[:cut] if cut > 0 else text
+    return text[: span_end(text, 0, limit)]
+
+
+def span_end(text: str, start: int, limit: int) -> int:
+    """Where a span of ``text`` from ``start`` ends: at the last space, tab or newline within
+    ``limit`` characters (after ``start``), or at the end of the text (see
+    :func:`clip_at_whitespace`, which is ``text[:span_end(text, 0, limit)]``)."""
+    stop = start + limit
+    if stop >= len(text):
+        return len(text)
+    cut = max(
+        text.rfind(" ", start + 1, stop),
+        text.rfind("\n", start + 1, stop),
+        text.rfind("\t", start + 1, stop),
+    )
+    return cut if cut > start else len(text)
 
 
 class WordPieceTokenizer:
@@ -101,18 +113,20 @@ class WordPieceTokenizer:
         if not self._exact_clip:  # unknown pre-tokenizer: read a generous fixed span
             limit = max_tokens * 2 * CHARS_PER_TOKEN
             return [e.ids for e in self._encode([t[:limit] for t in texts])]
-        limit = int(max_tokens * CHARS_PER_TOKEN)
-        clipped = [clip_at_whitespace(t, limit) for t in texts]
-        ids = [e.ids for e in self._encode(clipped)]
-        # A clip that gave too few tokens is read again, twice as long each time (rare).
-        redo = [i for i, c in enumerate(clipped) if len(c) < len(texts[i])]
-        while redo:
-            redo = [i for i in redo if len(ids[i]) < max_tokens]
-            limit *= 2
-            again = [clip_at_whitespace(texts[i], limit) for i in redo]
-            for i, e in zip(redo, self._encode(again), strict=True):
-                ids[i] = e.ids
-            redo = [i for i, c in zip(redo, again, strict=True) if len(c) < len(texts[i])]
+        ends = [span_end(t, 0, int(max_tokens * CHARS_PER_TOKEN)) for t in texts]
+        ids = [e.ids for e in self._encode([t[:end] for t, end in zip(texts, ends, strict=True)])]
+        # A span that gave too few tokens is continued from where it stopped, a whitespace, so
+        # the continuation's tokens follow the span's exactly; nothing is read twice.
+        todo = [i for i, t in enumerate(texts) if ends[i] < len(t) and len(ids[i]) < max_tokens]
+        while todo:
+            starts = [ends[i] for i in todo]
+            for i, start in zip(todo, starts, strict=True):
+                missing = max_tokens - len(ids[i])
+                ends[i] = span_end(texts[i], start, int(missing * CHARS_PER_TOKEN) + 1)
+            chunks = [texts[i][start : ends[i]] for i, start in zip(todo, starts, strict=True)]
+            for i, e in zip(todo, self._encode(chunks), strict=True):
+                ids[i] = ids[i] + e.ids
+            todo = [i for i in todo if ends[i] < len(texts[i]) and len(ids[i]) < max_tokens]
         return ids
 
     def _encode(self, texts: list[str]) -> list:

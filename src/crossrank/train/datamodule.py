@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import lightning as L
 from torch.utils.data import DataLoader
 
@@ -14,6 +16,7 @@ from crossrank.data.examples import (
     read_labeled,
 )
 from crossrank.io import DEFAULT_CACHE
+from crossrank.io import cache_dir as resolve_cache
 from crossrank.train.datasets import (
     EpochShuffle,
     EvalCandidates,
@@ -27,6 +30,7 @@ from crossrank.train.datasets import (
 )
 from crossrank.train.loader import ResumableLoader
 from crossrank.train.negatives import mine_candidates
+from crossrank.train.teacher import attach_teacher
 
 __all__ = ["GroupDataset", "PairBatch", "RankingDataset", "TriplesDataModule"]
 
@@ -54,7 +58,12 @@ class TriplesDataModule(L.LightningDataModule):
             for datasets with no dev split; ``eval_data`` is then unused.
         eval_candidates: rerank ``"all"`` documents, the ``"judged"`` ones, or BM25's top
             ``eval_depth`` ``"candidates"`` of each eval query (the real reranking task).
-        cache_dir: where BM25 indexes and mined candidate lists are cached.
+        teacher: ``"hybrid"``: train on the hybrid first stage's candidates (RRF of BM25's top
+            ``teacher_depth[0]`` and the bi-encoder's top ``teacher_depth[1]``), with its
+            z-scored scores as distillation targets and the unjudged documents both first
+            stages rank in their top ``false_negative_top`` kept out of the negatives;
+            ``"none"``: BM25's candidates, labels only.
+        cache_dir: where BM25 indexes, the bi-encoder and mined candidate lists are cached.
         max_eval_queries: evaluate the first N eval queries only (a fixed subset).
     """
 
@@ -81,6 +90,9 @@ class TriplesDataModule(L.LightningDataModule):
         eval_batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 13,
+        teacher: Literal["none", "hybrid"] = "none",
+        teacher_depth: tuple[int, int] = (200, 100),
+        false_negative_top: int = 10,
         cache_dir: str | None = str(DEFAULT_CACHE),
     ) -> None:
         super().__init__()
@@ -99,6 +111,11 @@ class TriplesDataModule(L.LightningDataModule):
         for entry in hp.also_train or []:
             path, _, split = entry.rpartition(":") if ":" in entry else (entry, "", "train")
             parts.append(read_labeled(path, split or "train"))
+        if hp.teacher == "hybrid":  # each collection's own first stages, before the merge
+            for part in parts:
+                attach_teacher(
+                    part, resolve_cache(hp.cache_dir), *hp.teacher_depth, hp.false_negative_top
+                )
         self.train_set = merge_sets(parts)
         if hp.holdout:
             self.train_set, self.eval_set = holdout_split(self.train_set, hp.holdout)
@@ -114,7 +131,7 @@ class TriplesDataModule(L.LightningDataModule):
             raise ValueError(
                 f"expected negative_ranks (lo, hi) with 0 <= lo < hi, got {hp.negative_ranks}"
             )
-        if hp.negatives == "candidates" or hp.positives == "candidates":
+        if hp.teacher == "none" and (hp.negatives == "candidates" or hp.positives == "candidates"):
             mine_candidates(self.train_set, hi, hp.cache_dir)
         if hp.eval_candidates == "candidates":
             mine_candidates(self.eval_set, hp.eval_depth, hp.cache_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,7 @@ class PairBatch:
     labels: torch.Tensor
     query_index: torch.Tensor  # one entry per pair (used by retrieval metrics)
     first_stage_rank: torch.Tensor | None = None  # eval pairs: rank in the candidate list
+    teacher: torch.Tensor | None = None  # like labels: the teacher's scores, NaN where none
 
 
 class GroupDataset(Dataset):
@@ -39,7 +41,9 @@ class GroupDataset(Dataset):
     corpus a document that is only ever seen as a positive gets a high score for every query,
     a prior of its own; seen as often as a negative elsewhere, only the pair can tell. With
     ``positives="candidates"`` only positives that the first stage surfaces (in the query's
-    candidate list) are trained on: those are the ones a reranker moves.
+    candidate list) are trained on: those are the ones a reranker moves. A query's ``unsure``
+    documents (likely false negatives) are never drawn as negatives. Each item carries the
+    teacher's score of each of its documents (NaN where the query has none), in item order.
     """
 
     def __init__(
@@ -107,11 +111,16 @@ class GroupDataset(Dataset):
             if len(picked) >= k:
                 break
             doc = pool[rng.randrange(len(pool))]
-            if doc not in q.judged and doc not in picked and doc not in exclude:
+            if (
+                doc not in q.judged
+                and doc not in q.unsure
+                and doc not in picked
+                and doc not in exclude
+            ):
                 picked.append(doc)
         return picked
 
-    def __getitem__(self, index: int) -> tuple[str, list[str], list[int]]:
+    def __getitem__(self, index: int) -> tuple[str, list[str], list[int], list[float]]:
         qi, pos = self.items[index]
         q = self.data.queries[qi]
         rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
@@ -124,9 +133,11 @@ class GroupDataset(Dataset):
         negatives += lower[len(negatives) : self.n_negatives]
         docs = [pos, *negatives[: self.n_negatives]]
         labels = [q.judged.get(d, 0) for d in docs]
+        teacher = [q.teacher.get(d, math.nan) for d in docs]
         docs += [pos] * (self.n_negatives + 1 - len(docs))
         labels += [-1] * (len(docs) - len(labels))
-        return q.text, [self.data.documents[d] for d in docs], labels
+        teacher += [math.nan] * (len(docs) - len(teacher))
+        return q.text, [self.data.documents[d] for d in docs], labels, teacher
 
 
 class EpochShuffle(Sampler[int]):
@@ -146,12 +157,15 @@ class EpochShuffle(Sampler[int]):
         return iter(torch.randperm(self.n, generator=generator).tolist())
 
 
-def collate_groups(items: list[tuple[str, list[str], list[int]]]) -> PairBatch:
-    queries = [q for q, docs, _ in items for _ in docs]
-    documents = [d for _, docs, _ in items for d in docs]
-    labels = torch.tensor([labels for _, _, labels in items], dtype=torch.long)
+def collate_groups(items: list[tuple[str, list[str], list[int], list[float]]]) -> PairBatch:
+    queries = [q for q, docs, *_ in items for _ in docs]
+    documents = [d for _, docs, *_ in items for d in docs]
+    labels = torch.tensor([item[2] for item in items], dtype=torch.long)
     index = torch.arange(len(items)).repeat_interleave(labels.shape[1])
-    return PairBatch(queries, documents, labels, index)
+    teacher = torch.tensor([item[3] for item in items], dtype=torch.float32)
+    return PairBatch(
+        queries, documents, labels, index, teacher=None if teacher.isnan().all() else teacher
+    )
 
 
 class RankingDataset(Dataset):

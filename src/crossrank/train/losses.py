@@ -82,6 +82,34 @@ def listwise_softmax(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return -(targets * logp.masked_fill(~valid[keep], 0.0)).sum(dim=1).mean()
 
 
+def distill_kl(
+    scores: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """KL(teacher || student) between the softmaxes of each row's teacher and student scores.
+
+    The teacher is a first stage that ranks without labels, so every candidate of a group
+    carries signal, not only the judged positive. NaN marks a candidate the teacher did not
+    score (both sides are renormalised over the rest); rows with fewer than two are skipped.
+    """
+    if scores.shape != teacher.shape or scores.ndim != 2:
+        raise ValueError(
+            "expected scores and teacher of the same shape [queries, candidates], got "
+            f"{tuple(scores.shape)} and {tuple(teacher.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"expected temperature > 0, got {temperature}")
+    known = ~teacher.isnan()
+    keep = known.sum(dim=1) >= 2
+    if not keep.any():
+        return scores.sum() * 0.0
+    known, t, s = known[keep], teacher[keep].to(scores.dtype), scores[keep]
+    target = torch.softmax((t / temperature).masked_fill(~known, float("-inf")), dim=1)
+    logp = torch.log_softmax((s / temperature).masked_fill(~known, float("-inf")), dim=1)
+    logq = torch.log(target.clamp(min=1e-12))
+    terms = torch.where(known, target * (logq - logp), torch.zeros_like(logp))
+    return terms.sum(dim=1).mean() * temperature**2
+
+
 def answer_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """BCE of the answer head against "label >= 2" (the pair answers the query)."""
     _check(logits, labels)

@@ -13,7 +13,7 @@ from torchmetrics.retrieval import RetrievalMRR, RetrievalNormalizedDCG, Retriev
 
 from crossrank.io import atomic_file
 from crossrank.train.datamodule import PairBatch
-from crossrank.train.losses import LossName, answer_bce, get_loss
+from crossrank.train.losses import LossName, answer_bce, distill_kl, get_loss
 from crossrank.train.model import CrossEncoder, CrossEncoderConfig
 
 MONITOR = "val_ndcg@10"
@@ -35,6 +35,9 @@ class CrossEncoderModule(L.LightningModule):
         micro_batch: score a training batch in length-sorted pieces of this many pairs, so
             that short pairs are not padded to the longest (benchmarks/train_speed.py: +25%
             pairs/s for MiniLM at 128 and 256 tokens on 2 cores); None: one padded batch.
+        distill_weight: weight of the KL to the data's teacher scores (``data.teacher``), added
+            to the label loss; 0 trains on labels alone.
+        distill_temperature: softmax temperature of that KL.
     """
 
     def __init__(
@@ -48,6 +51,8 @@ class CrossEncoderModule(L.LightningModule):
         answer_weight: float = 0.5,
         seed: int = 13,
         micro_batch: int | None = None,
+        distill_weight: float = 0.0,
+        distill_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(encoder, dict):  # hparams saved by LightningCLI hold the config as a dict
@@ -133,6 +138,14 @@ class CrossEncoderModule(L.LightningModule):
         scores, answer = self.outputs(batch.queries, batch.documents)
         labels = batch.labels.to(self.device)
         loss = self.loss_fn(scores.view_as(labels), labels)
+        if self.hparams.distill_weight and batch.teacher is not None:
+            distill = distill_kl(
+                scores.view_as(labels).float(),
+                batch.teacher.to(self.device),
+                self.hparams.distill_temperature,
+            )
+            self.log("train_distill", distill, batch_size=labels.shape[0])
+            loss = loss + self.hparams.distill_weight * distill
         if answer is not None:
             loss = loss + self.hparams.answer_weight * answer_bce(answer.view_as(labels), labels)
         self.log("train_loss", loss, prog_bar=True, batch_size=labels.shape[0])

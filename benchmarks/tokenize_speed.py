@@ -1,0 +1,100 @@
+"""Tokenization time per 100 (query, document) pairs, beside the peer's tokenizer, in one run.
+
+The pairs are the first NFCorpus test query and its BM25 top 100 (long abstracts). Rows:
+- peer: the model's ``tokenizer.json`` through ``tokenizers`` with its own pair truncation
+  (``longest_first``), as sentence-transformers' CrossEncoder reads it;
+- crossrank: ``WordPieceTokenizer.encode_pairs`` (a span per document, continued where short);
+- crossrank, full texts: the same packing with every document tokenized whole (no spans).
+Each row is checked to give the peer's token ids for every pair. Medians of ``--rounds``.
+
+    python benchmarks/tokenize_speed.py --data ../../shared/data/nfcorpus --model DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import common
+
+
+def timed(fn, rounds: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True, help="the NFCorpus BEIR folder")
+    parser.add_argument("--model", type=Path, required=True, help="an artifact with tokenizer.json")
+    parser.add_argument("--rounds", type=int, default=41)
+    parser.add_argument("--output", default=common.output_path("tokenize_speed.json"))
+    args = parser.parse_args()
+    from tokenizers import Tokenizer
+
+    from crossrank.runtime.tokenization import pack_pairs
+    from crossrank.runtime.wordpiece import WordPieceTokenizer
+
+    query, docs = common.real_pairs(args.data, 100)
+    path = args.model / "tokenizer.json"
+    ours = WordPieceTokenizer(path)
+    results = []
+    for window in (128, 256, 512):
+        peer = Tokenizer.from_file(str(path))
+        peer.enable_truncation(window, strategy="longest_first")
+        peer.no_padding()
+
+        def run_peer(peer=peer):
+            return peer.encode_batch_fast([(query, d) for d in docs])
+
+        def run_ours(window=window):
+            return ours.encode_pairs([query] * len(docs), docs, window)
+
+        def run_full(window=window):
+            q = ours._tok.encode(query, add_special_tokens=False).ids
+            full = [e.ids for e in ours._tok.encode_batch_fast(docs, add_special_tokens=False)]
+            return pack_pairs([q] * len(docs), full, window, ours.cls_id, ours.sep_id, ours.pad_id)
+
+        reference = [e.ids for e in run_peer()]
+
+        def same_as_peer(enc, reference=reference) -> bool:
+            rows = zip(enc.input_ids, enc.attention_mask, reference, strict=True)
+            return all(row[mask.astype(bool)].tolist() == ref for row, mask, ref in rows)
+
+        for name, fn in (
+            ("peer", run_peer),
+            ("crossrank", run_ours),
+            ("crossrank, full texts", run_full),
+        ):
+            results.append(
+                {
+                    "window": window,
+                    "path": name,
+                    "ms_per_100_pairs": timed(fn, args.rounds) * 100 / len(docs),
+                    "same_ids_as_peer": True if name == "peer" else same_as_peer(fn()),
+                }
+            )
+    info = common.machine()
+    common.print_table(
+        f"Tokenization, 100 NFCorpus pairs, median of {args.rounds} ({common.machine_line(info)})",
+        [
+            ("window", "window", ">7d"),
+            ("  path", lambda r: f"  {r['path']}", "<26"),
+            ("ms/100 pairs", "ms_per_100_pairs", ">13.1f"),
+            ("  same ids", lambda r: f"  {r['same_ids_as_peer']}", "<10"),
+        ],
+        results,
+    )
+    common.write_json(args.output, {"machine": info, "rounds": args.rounds, "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
