@@ -8,16 +8,21 @@ from crossrank.train.losses import LOSSES, answer_bce, get_loss, listwise_softma
 LABELS = torch.tensor([[2, 1, 0, 0], [1, 0, 0, -1]])
 
 
+def descend(loss_of, shape: tuple[int, int], steps: int, lr: float) -> torch.Tensor:
+    """Scores after ``steps`` of SGD on ``loss_of(scores)`` from zeros."""
+    scores = torch.zeros(*shape, requires_grad=True)
+    opt = torch.optim.SGD([scores], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_of(scores).backward()
+        opt.step()
+    return scores.detach()
+
+
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_each_loss_moves_scores_the_right_way(name):
     loss_fn = get_loss(name)
-    scores = torch.zeros(2, 4, requires_grad=True)
-    opt = torch.optim.SGD([scores], lr=0.5)
-    for _ in range(20):
-        opt.zero_grad()
-        loss_fn(scores, LABELS).backward()
-        opt.step()
-    s = scores.detach()
+    s = descend(lambda scores: loss_fn(scores, LABELS), (2, 4), steps=20, lr=0.5)
     assert s[0, 0] > s[0, 1] > s[0, 2]  # grade 2 above grade 1 above grade 0
     assert s[1, 0] > s[1, 1] and s[1, 0] > s[1, 2]
     assert s[1, 3] == 0  # padding gets no gradient

@@ -13,6 +13,7 @@ from crossrank.retrieval.hybrid import zscore
 from crossrank.train.datasets import GroupDataset, collate_groups
 from crossrank.train.losses import distill_kl
 from crossrank.train.teacher import likely_false_negatives, teacher_list
+from tests.train.test_losses import descend
 
 DOCS = [f"d{i}" for i in range(30)]
 
@@ -100,13 +101,7 @@ def test_distillation_follows_a_shuffled_group():
 
 def test_distillation_pulls_the_student_to_the_teachers_order():
     teacher = torch.tensor([[3.0, 1.0, math.nan, 2.0]])
-    scores = torch.zeros(1, 4, requires_grad=True)
-    opt = torch.optim.SGD([scores], lr=1.0)
-    for _ in range(200):
-        opt.zero_grad()
-        distill_kl(scores, teacher).backward()
-        opt.step()
-    s = scores.detach()[0]
+    s = descend(lambda scores: distill_kl(scores, teacher), (1, 4), steps=200, lr=1.0)[0]
     assert s[0] > s[3] > s[1]
     assert s[2] == 0  # a candidate the teacher did not score gets no gradient
     assert distill_kl(s[None], teacher).item() < 1e-3
