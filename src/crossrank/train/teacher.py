@@ -43,9 +43,11 @@ def teacher_list(
     bm25_depth: int,
     dense_depth: int,
     false_negative_top: int,
+    position: Mapping[str, int] | None = None,
 ) -> tuple[list[str], list[float], set[str]]:
     """(candidates best first, their teacher scores, likely false negatives) for one query,
-    from its BM25 and cosine scores over the whole corpus (``doc_ids`` order)."""
+    from its BM25 and cosine scores over the whole corpus (``doc_ids`` order; ``position``
+    maps each id to its index, built once by a caller that scores many queries)."""
     matched = np.flatnonzero(bm25 > 0)
     bm25_top = matched[np.argsort(-bm25[matched], kind="stable")][:bm25_depth]
     dense_top = np.argsort(-cosine, kind="stable")[:dense_depth]
@@ -53,7 +55,7 @@ def teacher_list(
     dense_ranked = [doc_ids[i] for i in dense_top]
     fused = reciprocal_rank_fusion({"bm25": bm25_ranked, "dense": dense_ranked})
     candidates = [d for d, _ in fused]
-    position = {d: i for i, d in enumerate(doc_ids)}
+    position = position if position is not None else {d: i for i, d in enumerate(doc_ids)}
     rows = np.array([position[d] for d in candidates], dtype=np.int64)
     scores = zscore(bm25[rows]) + zscore(cosine[rows])
     unsure = likely_false_negatives(judged, bm25_ranked, dense_ranked, false_negative_top)
@@ -99,13 +101,14 @@ def attach_teacher(
         bm25 = cached_bm25(doc_ids, texts, cache_dir, params)
         dense = DenseRetriever.build(embedder, doc_ids, texts, cache_dir)
         lists = {}
+        position = {d: i for i, d in enumerate(doc_ids)}
         for start in range(0, len(data.queries), 256):
             chunk = data.queries[start : start + 256]
             cosine = dense.corpus_scores([q.text for q in chunk])
             for q, row in zip(chunk, cosine, strict=True):
                 candidates, scores, unsure = teacher_list(
                     bm25.corpus_scores(q.text), row, doc_ids, q.judged,
-                    bm25_depth, dense_depth, false_negative_top,
+                    bm25_depth, dense_depth, false_negative_top, position,
                 )  # fmt: skip
                 lists[q.qid] = {
                     "candidates": candidates,
