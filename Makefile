@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast check format train export serve clean reproduce-nfcorpus train-general
+.PHONY: demo test test-fast check format train export serve clean reproduce-nfcorpus train-general zero-shot-general
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,8 +48,19 @@ reproduce-nfcorpus: $(STAMP)
 
 # The general-purpose reranker: every labeled set in ../shared/data, 80 min of training on 2 cores.
 GENERAL := checkpoints/minilm-general
+DATA := ../shared/data
+# The novelty guard's reference: the training queries of the BEIR sets it trained on.
+GENERAL_REFERENCE := --novelty-reference $(DATA)/nfcorpus:train --novelty-reference $(DATA)/wikiqa:train
 train-general: $(STAMP)
 	$(BIN)/crossrank train fit --config configs/minilm-general.yaml
 	$(BIN)/crossrank export --checkpoint $(GENERAL)/best.ckpt --output $(GENERAL)/onnx --int8
-	$(BIN)/crossrank fuse --model $(GENERAL)/onnx --data ../shared/data/nfcorpus --retriever bm25 --precision int8
-	$(BIN)/crossrank fuse --model $(GENERAL)/onnx --data ../shared/data/nfcorpus --retriever hybrid --precision int8
+	for r in bm25 hybrid; do $(BIN)/crossrank fuse --model $(GENERAL)/onnx --data $(DATA)/nfcorpus --retriever $$r --precision int8 $(GENERAL_REFERENCE) --novelty-reference $(DATA)/scifact:train || exit 1; done
+
+# The zero-shot check of the general recipe: the same training without SciFact, then SciFact's
+# train split (never seen) through scripts/zero_shot.py.
+GENERAL_ZS := checkpoints/minilm-general-no-scifact
+zero-shot-general: $(STAMP)
+	$(BIN)/crossrank train fit --config configs/minilm-general.yaml --config configs/minilm-general-no-scifact.yaml
+	$(BIN)/crossrank export --checkpoint $(GENERAL_ZS)/best.ckpt --output $(GENERAL_ZS)/onnx --int8
+	for r in bm25 hybrid; do $(BIN)/crossrank fuse --model $(GENERAL_ZS)/onnx --data $(DATA)/nfcorpus --retriever $$r --precision int8 $(GENERAL_REFERENCE) || exit 1; done
+	$(BIN)/python scripts/zero_shot.py --model $(GENERAL_ZS)/onnx --set $(DATA)/scifact:train --out $(GENERAL_ZS)/zero-shot

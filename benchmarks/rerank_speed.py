@@ -3,8 +3,8 @@ every precision, on the same weights and the same 100 real (query, document) pai
 
     python benchmarks/rerank_speed.py --data BEIR_DIR [--model TRAINED_ARTIFACT] [--rounds 7] [--no-grid]
 
-Needs the benchmark-only extra (pip install 'crossrank[bench]'); bf16 rows need OpenVINO
-(pip install 'crossrank[openvino]'). The weights are all-MiniLM-L6-v2's with a fresh one-logit
+Needs the benchmark-only extra (pip install 'crossrank[bench]'); bf16 and int8-ov rows run on
+OpenVINO (a dependency). The weights are all-MiniLM-L6-v2's with a fresh one-logit
 head, built here for the peer and exported for crossrank. The main table is max_length 256 with
 each runtime's default batching, medians of interleaved rounds in one process; peak RSS (VmHWM)
 comes from a fresh process per variant (this script again, with --rss-probe). The grid repeats
@@ -52,15 +52,16 @@ def build_models(workdir: Path) -> Path:
 
 
 def variants() -> list[str]:
-    """The peer, then crossrank in every precision (bf16 only when OpenVINO is installed)."""
+    """The peer, then crossrank in every precision (bf16 and int8-ov only when OpenVINO is
+    installed)."""
     from crossrank.runtime.precision import MODEL_FILES
 
     precisions = list(MODEL_FILES)
     try:
         import openvino  # noqa: F401
     except ImportError:
-        print("openvino is not installed: no bf16 rows", file=sys.stderr)
-        precisions.remove("bf16")
+        print("openvino is not installed: no bf16 or int8-ov rows", file=sys.stderr)
+        precisions = [p for p in precisions if p not in ("bf16", "int8-ov")]
     return [PEER, *(f"crossrank_{p}" for p in precisions), "crossrank_auto"]
 
 

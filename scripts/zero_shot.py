@@ -30,12 +30,21 @@ def crossrank(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "crossrank.cli.main", *args], check=True, cwd=ROOT)
 
 
-def evaluate(model: Path, data: str, split: str, retriever: str, precision: str, out: Path) -> dict:
+def evaluate(
+    model: Path, data: str, split: str, retriever: str, args: argparse.Namespace, out: Path
+) -> dict:
+    limit = ["--max-queries", str(args.max_queries)] if args.max_queries else []
     crossrank(
         "eval", "--data", data, "--split", split, "--model", str(model), "--retriever", retriever,
-        "--precision", precision, "--fusion", "auto", "--output", str(out),
+        "--precision", args.precision, "--fusion", "auto", "--output", str(out), *limit,
     )  # fmt: skip
     return json.loads(out.read_text())
+
+
+def unguarded(report: dict) -> float | None:
+    """nDCG@10 of the fusion with the novelty guard off (None when the fusion has none)."""
+    values = report.get("reranked_without_novelty_guard")
+    return values["ndcg@10"] if values else None
 
 
 def main() -> int:
@@ -44,6 +53,7 @@ def main() -> int:
     parser.add_argument("--set", action="append", required=True, help="DATA:SPLIT, repeatable")
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--max-queries", type=int, help="the first N judged queries of each set")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     fusion = json.loads((args.model / "crossrank.json").read_text()).get("fusion")
@@ -52,7 +62,7 @@ def main() -> int:
         data, _, split = entry.rpartition(":")
         name = f"{Path(data).name}-{split}"
         bm25, hybrid = (
-            evaluate(args.model, data, split, r, args.precision, args.out / f"{name}-{r}.json")
+            evaluate(args.model, data, split, r, args, args.out / f"{name}-{r}.json")
             for r in ("bm25", "hybrid")
         )
         rows.append(
@@ -66,6 +76,11 @@ def main() -> int:
                 if "reranker_alone" in bm25
                 else None,
                 "pipeline": hybrid["reranked"]["ndcg@10"],
+                "cross_encoder_bm25_fused_without_novelty_guard": unguarded(bm25),
+                "pipeline_without_novelty_guard": unguarded(hybrid),
+                "share_of_queries_novelty_guarded": (hybrid.get("novelty_guard") or {}).get(
+                    "share_of_queries_guarded"
+                ),
             }
         )
     result = {
@@ -77,15 +92,22 @@ def main() -> int:
         "rows": rows,
     }
     write_text_atomic(args.out / "zero_shot.json", json.dumps(result, indent=2))
-    print("| set | queries | BM25 | hybrid | CE alone | CE + BM25 | pipeline |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| set | queries | BM25 | hybrid | CE alone | CE + BM25 | pipeline | "
+        "CE + BM25, novelty guard off | pipeline, novelty guard off | queries guarded |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+
+    def cell(value: float | None) -> str:
+        return "–" if value is None else f"{value:.4f}"
+
     for r in rows:
-        fused = (
-            "–" if r["cross_encoder_bm25_fused"] is None else f"{r['cross_encoder_bm25_fused']:.4f}"
-        )
         print(
             f"| {r['set']} | {r['queries']} | {r['bm25']:.4f} | {r['hybrid']:.4f} | "
-            f"{r['cross_encoder']:.4f} | {fused} | {r['pipeline']:.4f} |"
+            f"{r['cross_encoder']:.4f} | {cell(r['cross_encoder_bm25_fused'])} | "
+            f"{r['pipeline']:.4f} | {cell(r['cross_encoder_bm25_fused_without_novelty_guard'])} | "
+            f"{cell(r['pipeline_without_novelty_guard'])} | "
+            f"{cell(r['share_of_queries_novelty_guarded'])} |"
         )
     return 0
 

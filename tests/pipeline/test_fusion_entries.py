@@ -31,7 +31,22 @@ def test_fuse_adds_its_fit_beside_the_others(tiny_artifact, tmp_path):
     manifest.fusion = OLD  # written by an older fuse, for another first stage
     manifest.save(model)
     args = ["fuse", "--model", str(model), "--data", str(fixture_path()), "--split", "train"]
-    assert main([*args, "--retriever", "bm25", "--precision", "fp32", "--top-n", "20"]) == 0
+    assert (
+        main(
+            [
+                *args,
+                "--retriever",
+                "bm25",
+                "--precision",
+                "fp32",
+                "--top-n",
+                "20",
+                "--novelty-k",
+                "0",
+            ]
+        )
+        == 0
+    )
     entries = fusion_entries(Manifest.load(model).fusion)
     assert set(entries) == {"bm25", "hybrid"}
     assert entries["hybrid"]["weight"] == 0.3

@@ -17,12 +17,13 @@ DOCS = [
 ][:24]
 QUERY = "how do I descale my coffee machine"
 # Calls hold pairs of one length (nothing padded; int8 one pair), so scores are bitwise equal.
-TOLERANCE = {"fp32": 0.0, "int8": 0.0, "bf16": 0.0}
+# int8-ov quantizes activations per token, so a pair's scales are its own.
+TOLERANCE = {"fp32": 0.0, "int8": 0.0, "bf16": 0.0, "int8-ov": 0.0}
 
 
-@pytest.fixture(scope="module", params=["fp32", "int8", "bf16"])
+@pytest.fixture(scope="module", params=["fp32", "int8", "bf16", "int8-ov"])
 def reranker(request, tiny_artifact):
-    if request.param == "bf16":
+    if request.param in ("bf16", "int8-ov"):
         pytest.importorskip("openvino")
     r = OnnxReranker(tiny_artifact, precision=request.param)
     r.alone = r.score_pairs([QUERY] * len(DOCS), DOCS, groups=list(range(len(DOCS))))
@@ -41,3 +42,13 @@ def test_int8_refuses_a_batch_size_that_would_mix_pairs(tiny_artifact):
     with pytest.raises(ValueError, match="batch_size 1 or None with int8"):
         OnnxReranker(tiny_artifact, precision="int8", batch_size=8)
     assert OnnxReranker(tiny_artifact, precision="int8").batch_size == 1
+
+
+def test_int8_ov_ranks_like_fp32(tiny_artifact):
+    pytest.importorskip("openvino")
+    from scipy.stats import spearmanr
+
+    fp32 = OnnxReranker(tiny_artifact, precision="fp32").score(QUERY, DOCS)
+    int8 = OnnxReranker(tiny_artifact, precision="int8-ov").score(QUERY, DOCS)
+    assert spearmanr(fp32, int8).statistic > 0.95
+    assert np.abs(fp32 - int8).max() < 0.1 * (fp32.max() - fp32.min())

@@ -11,7 +11,12 @@ from crossrank.eval.evaluate import evaluate
 from crossrank.eval.report import print_report
 from crossrank.io import write_text_atomic
 from crossrank.pipeline.fusion import Fusion
-from crossrank.pipeline.stages import artifact_fusion, build_reranker, build_retriever
+from crossrank.pipeline.stages import (
+    artifact_fusion,
+    build_reranker,
+    build_retriever,
+    needs_bi_encoder,
+)
 from crossrank.pipeline.two_stage import Scorer, warn_if_shallow
 from crossrank.retrieval.base import Retriever
 
@@ -57,7 +62,11 @@ def load_stages(args: argparse.Namespace) -> tuple[Retriever, Scorer | None, Fus
     reranker = build_reranker(
         args.model, args.precision, args.batch_size, args.passages, args.pooling
     )
-    fusion = artifact_fusion(reranker, args.retriever) if args.fusion == "auto" else None
+    fusion = None
+    if args.fusion == "auto":
+        if needs_bi_encoder(args.model, args.retriever):
+            prepare_first_stage("dense", args.cache_dir)
+        fusion = artifact_fusion(reranker, args.retriever, args.cache_dir)
     return retriever, reranker, fusion
 
 

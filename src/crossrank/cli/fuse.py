@@ -9,16 +9,54 @@ from pathlib import Path
 
 import numpy as np
 
-from crossrank.cli.common import add_fit_options, score_split
+from crossrank.cli.common import add_fit_options, prepare_first_stage, score_split
 from crossrank.eval.metrics import mean, ndcg_at_k
+from crossrank.io import atomic_file
 from crossrank.pipeline.fusion import Fusion, fit_weight, fusion_entries, rank_agreement
-from crossrank.runtime.artifact import Manifest
+from crossrank.pipeline.novelty import NoveltyGuard, fit_novelty
+from crossrank.runtime.artifact import Manifest, sha256_file
 
 
-def fit_fusion(args: argparse.Namespace) -> Fusion:
-    """The grid weight that maximises mean nDCG@10 of the fused top ``top_n`` on ``split``,
-    with the guard's agreement floor at a low percentile of the split's agreements."""
+def reference_queries(entries: list[str], data: str) -> tuple[list[str], str]:
+    """(query texts, description) of the judged queries of each ``DATA:SPLIT`` (default: the
+    fit collection's train split)."""
+    from crossrank.data.beir import load_beir
+
+    entries = entries or [f"{data}:train"]
+    texts: list[str] = []
+    for entry in entries:
+        path, sep, split = entry.rpartition(":")
+        if not sep or not path:
+            raise ValueError(f"expected --novelty-reference DATA:SPLIT, got {entry!r}")
+        dataset = load_beir(path, split)
+        texts += [dataset.queries[q] for q in dataset.judged_queries()]
+    return texts, " + ".join(
+        f"{Path(e.rpartition(':')[0]).name}:{e.rpartition(':')[2]}" for e in entries
+    )
+
+
+def fit_guard(args: argparse.Namespace, dev_queries: list[str]):
+    """(novelty guard, reference embeddings, each dev query's trust), or Nones when off."""
+    if args.guard_percentile <= 0 or args.novelty_k <= 0:
+        return None, None, None
+    from crossrank.pipeline.stages import require_bi_encoder
+    from crossrank.retrieval.dense import OnnxEmbedder
+
+    prepare_first_stage("dense", args.cache_dir)
+    embedder = OnnxEmbedder(require_bi_encoder(args.cache_dir, "the novelty guard"))
+    reference, described = reference_queries(args.novelty_reference, args.data)
+    return fit_novelty(
+        embedder, reference, dev_queries, args.guard_percentile, args.novelty_k,
+        f"{described} (reference), {Path(args.data).name}:{args.split} (fit)",
+    )  # fmt: skip
+
+
+def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
+    """(fusion, novelty reference embeddings): the grid weight that maximises mean nDCG@10 of
+    the fused top ``top_n`` on ``split``, with the guards fitted on the same split: the
+    agreement floor at a low percentile of its agreements, and the novelty guard."""
     dataset, results = score_split(args, args.split, "fusion fit")
+    guard, reference, query_trusts = fit_guard(args, [dataset.queries[r.qid] for r in results])
 
     def metric(hits, judged):
         return lambda s: ndcg_at_k([hits[i].doc_id for i in np.argsort(-s, kind="stable")], judged)
@@ -32,9 +70,12 @@ def fit_fusion(args: argparse.Namespace) -> Fusion:
     if args.guard_percentile > 0:
         floor = float(np.percentile(agreements, args.guard_percentile))
         floor = floor if floor > 0 else None  # no agreement to lose: the guard stays off
-    weight, fused = fit_weight(lists, floor=floor)
+    weight, fused = fit_weight(lists, floor=floor, query_trusts=query_trusts)
     _, unguarded = fit_weight(lists)
-    return Fusion(
+    novel = {}
+    if query_trusts is not None:
+        novel = {f"{args.split}_share_of_queries_novelty_guarded": float(np.mean(query_trusts < 1))}
+    fusion = Fusion(
         weight,
         args.retriever,
         fitted_on=f"{Path(args.data).name}:{args.split}",
@@ -48,21 +89,36 @@ def fit_fusion(args: argparse.Namespace) -> Fusion:
             "precision": args.precision,
             "top_n": args.top_n,
             "queries": len(lists),
+            **novel,
         },
         agreement_floor=floor,
+        novelty=guard,
     )
+    return fusion, reference
 
 
 def run_fuse(args: argparse.Namespace) -> int:
     if args.split == "test":
         raise ValueError("expected a training or dev split for the fit, got 'test'")
-    fusion = fit_fusion(args)
+    fusion, reference = fit_fusion(args)
     manifest = Manifest.load(args.model)
+    if fusion.novelty is not None:
+        save_reference(Path(args.model), manifest, fusion.novelty, reference)
     # One fit per kind of first stage: fitting for hybrid keeps the BM25 fit, and the reverse.
     manifest.fusion = {**fusion_entries(manifest.fusion), fusion.first_stage: fusion.to_dict()}
     manifest.save(args.model)  # atomic; the graph files and their hashes are untouched
     print(json.dumps(manifest.fusion[fusion.first_stage], indent=2))
     return 0
+
+
+def save_reference(
+    model: Path, manifest: Manifest, guard: NoveltyGuard, reference: np.ndarray
+) -> None:
+    """Write the guard's reference embeddings beside the manifest (atomically) and list them."""
+    path = model / guard.reference
+    with atomic_file(path) as f:
+        np.save(f, reference, allow_pickle=False)
+    manifest.files[guard.reference] = sha256_file(path)
 
 
 def add_parser(sub) -> None:
@@ -72,7 +128,23 @@ def add_parser(sub) -> None:
         "--guard-percentile",
         type=float,
         default=10.0,
-        help="do-no-harm guard: queries whose rank agreement with the first stage is below this "
-        "percentile of the split's keep a shrinking share of the cross-encoder (0: off)",
+        help="do-no-harm guards: queries whose rank agreement with the first stage is below this "
+        "percentile of the split's, or whose novelty (distance to the reference queries) is "
+        "above the split's 100 - this percentile, keep a shrinking share of the cross-encoder "
+        "(0: both off)",
+    )
+    p.add_argument(
+        "--novelty-reference",
+        action="append",
+        default=[],
+        metavar="DATA:SPLIT",
+        help="the queries the reranker was trained on, for the novelty guard (repeatable; "
+        "default: DATA:train)",
+    )
+    p.add_argument(
+        "--novelty-k",
+        type=int,
+        default=5,
+        help="novelty: 1 - mean cosine to the k nearest reference queries (0: guard off)",
     )
     p.set_defaults(func=run_fuse)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,8 @@ class QueryResult:
     retrieve_ms: float
     rerank_ms: float
     reranker_scores: np.ndarray | None = None  # the reranker's alone, when ``scores`` are fused
+    query_trust: float | None = None  # the novelty guard's share, when the fusion has one
+    unguarded_scores: np.ndarray | None = None  # fused as if the novelty guard were off
 
 
 def run_queries(
@@ -70,17 +72,22 @@ def run_queries(
         t0 = time.perf_counter()
         hits = retriever.retrieve(query, top_n)
         t1 = time.perf_counter()
-        scores = alone = None
+        scores = alone = unguarded = query_trust = None
         if reranker is not None:
             texts = [h.text if h.text is not None else dataset.doc_text(h.doc_id) for h in hits]
             alone = rerank_scores(reranker, query, hits, texts)
             if fusion is not None and len(hits):
-                scores = fusion.apply(alone, np.array([h.score for h in hits], np.float64))
+                first = np.array([h.score for h in hits], np.float64)
+                scores = fusion.apply(alone, first, query)
+                if fusion.novelty is not None:
+                    query_trust = fusion.query_trust(query)
+                    unguarded = replace(fusion, novelty=None).apply(alone, first)
             else:
                 scores = alone
         t2 = time.perf_counter()
         fused_from = alone if fusion is not None else None
-        results.append(QueryResult(qid, hits, scores, (t1 - t0) * 1e3, (t2 - t1) * 1e3, fused_from))
+        timing = ((t1 - t0) * 1e3, (t2 - t1) * 1e3)
+        results.append(QueryResult(qid, hits, scores, *timing, fused_from, query_trust, unguarded))
     return results
 
 
@@ -141,6 +148,14 @@ def make_report(
     }
     if reranked and results[0].reranker_scores is not None:
         report["reranker_alone"] = score_run(reranked_run(results, alone=True), dataset)
+    trusts = [r.query_trust for r in results if r.query_trust is not None]
+    if trusts:
+        unguarded = [replace(r, scores=r.unguarded_scores) for r in results]
+        report["reranked_without_novelty_guard"] = score_run(reranked_run(unguarded), dataset)
+        report["novelty_guard"] = {
+            "mean_trust": mean(trusts),
+            "share_of_queries_guarded": mean([float(t < 1.0) for t in trusts]),
+        }
     return report
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from crossrank.pipeline.novelty import NoveltyGuard
 from crossrank.retrieval.hybrid import zscore
 
 __all__ = [
@@ -84,14 +85,21 @@ def fit_weight(
     lists: Sequence[tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], float]]],
     grid: Sequence[float] = tuple(np.round(np.arange(0.0, 2.01, 0.05), 2)),
     floor: float | None = None,
+    query_trusts: Sequence[float] | None = None,
 ) -> tuple[float, float]:
     """The grid weight that maximises the mean of ``metric(fused scores)`` over queries.
 
     Each item is (cross-encoder scores, first-stage scores, metric of a score vector); ``floor``
-    is the guard's (see :func:`trust`). Returns (weight, mean metric); ties go to the smaller
-    weight.
+    is the agreement guard's (see :func:`trust`), ``query_trusts`` each query's novelty guard
+    trust (:mod:`crossrank.pipeline.novelty`); a query keeps the smaller. Returns (weight, mean
+    metric); ties go to the smaller weight.
     """
-    trusts = [trust(ce, fs, floor) for ce, fs, _ in lists]
+    query_trusts = [1.0] * len(lists) if query_trusts is None else list(query_trusts)
+    if len(query_trusts) != len(lists):
+        raise ValueError(f"expected {len(lists)} query trusts, got {len(query_trusts)}")
+    trusts = [
+        min(trust(ce, fs, floor), q) for (ce, fs, _), q in zip(lists, query_trusts, strict=True)
+    ]
     best = (0.0, -1.0)
     for w in grid:
         value = float(
@@ -111,7 +119,10 @@ def fit_weight(
 class Fusion:
     """``z(cross-encoder) + weight * z(first stage)``, fitted for one kind of first stage, with
     the cross-encoder's share cut on queries where it disagrees with the first stage far more
-    than on dev (``agreement_floor``, see :func:`trust`)."""
+    than on dev (``agreement_floor``, see :func:`trust`) or that lie further from the training
+    queries than dev's do (``novelty``; :mod:`crossrank.pipeline.novelty`). A fusion with a
+    novelty guard needs ``query_trust`` bound (``pipeline.stages.artifact_fusion`` does it) and
+    the query at :meth:`apply`."""
 
     weight: float
     first_stage: str
@@ -119,9 +130,22 @@ class Fusion:
     fitted_on: str | None = None
     fit: dict[str, Any] = field(default_factory=dict)  # dev numbers of the fit, for reports
     agreement_floor: float | None = None  # the guard (see :func:`trust`); None: always trust
+    novelty: NoveltyGuard | None = None
+    query_trust: Callable[[str], float] | None = field(default=None, compare=False, repr=False)
 
-    def apply(self, cross_encoder: np.ndarray, first_stage: np.ndarray) -> np.ndarray:
+    def apply(
+        self, cross_encoder: np.ndarray, first_stage: np.ndarray, query: str | None = None
+    ) -> np.ndarray:
         t = trust(cross_encoder, first_stage, self.agreement_floor)
+        if self.novelty is not None:
+            if self.query_trust is None or query is None:
+                raise ValueError(
+                    "expected the query and a bound novelty guard for this fusion (load it with "
+                    "crossrank.pipeline.stages.artifact_fusion), got "
+                    f"query={'given' if query is not None else None}, guard "
+                    f"{'bound' if self.query_trust else 'unbound'}"
+                )
+            t = min(t, self.query_trust(query))
         return interpolate(cross_encoder, first_stage, self.weight, t).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +156,7 @@ class Fusion:
             "normalization": self.normalization,
             "fitted_on": self.fitted_on,
             "agreement_floor": self.agreement_floor,
+            **({"novelty": self.novelty.to_dict()} if self.novelty else {}),
         }
 
     @classmethod
@@ -149,12 +174,10 @@ class Fusion:
         floor = raw.get("agreement_floor")
         if floor is not None and not isinstance(floor, (int, float)):
             raise ValueError(f"expected a number or null for agreement_floor, got {floor!r}")
-        fit = {
-            k: v
-            for k, v in raw.items()
-            if k not in ("weight", "first_stage", "normalization", "fitted_on", "agreement_floor")
-        }
-        return cls(weight, first_stage, "zscore", raw.get("fitted_on"), fit, floor)
+        novelty = NoveltyGuard.from_dict(raw["novelty"]) if raw.get("novelty") else None
+        own = ("weight", "first_stage", "normalization", "fitted_on", "agreement_floor", "novelty")
+        fit = {k: v for k, v in raw.items() if k not in own}
+        return cls(weight, first_stage, "zscore", raw.get("fitted_on"), fit, floor, novelty)
 
 
 def fusion_entries(manifest_fusion: dict | None) -> dict[str, dict[str, Any]]:

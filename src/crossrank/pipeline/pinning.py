@@ -193,7 +193,9 @@ def open_pipeline(
         batch_size,
         threads=threads,
     )
-    fusion = artifact_fusion(reranker, spec.retriever.kind) if spec.fusion == "auto" else None
+    fusion = (
+        artifact_fusion(reranker, spec.retriever.kind, cache_dir) if spec.fusion == "auto" else None
+    )
     return spec, RetrieveThenRerank(
         retriever, reranker, top_n=spec.top_n, top_k=spec.top_k, fusion=fusion
     )

@@ -3,6 +3,7 @@ reranker (optionally reading passages, optionally fused with the first stage).""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from crossrank.data.beir import load_beir
@@ -11,7 +12,7 @@ from crossrank.pipeline.fusion import Fusion, stored_fusion
 from crossrank.pipeline.two_stage import Scorer
 from crossrank.retrieval.base import Retriever
 from crossrank.retrieval.bm25 import BM25Params, cached_bm25
-from crossrank.runtime.artifact import ArtifactError
+from crossrank.runtime.artifact import Manifest, verify_file
 
 RETRIEVERS = ("bm25", "dense", "hybrid")
 
@@ -37,15 +38,10 @@ def build_retriever(
     doc_ids, texts = load_beir(data, splits[0]).corpus_texts()
     if kind == "bm25":
         return cached_bm25(doc_ids, texts, cache, bm25)
-    from crossrank.retrieval.dense import DenseRetriever, OnnxEmbedder, bi_encoder_dir
+    from crossrank.retrieval.dense import DenseRetriever, OnnxEmbedder
     from crossrank.retrieval.hybrid import HybridRetriever
 
-    artifact = bi_encoder_dir(cache)
-    if not (artifact / "crossrank.json").is_file():
-        raise ArtifactError(
-            f"{artifact}: expected the bi-encoder artifact for --retriever {kind}, found none; "
-            f"write it with: crossrank export --bi-encoder --cache-dir {cache}"
-        )
+    artifact = require_bi_encoder(cache, f"--retriever {kind}")
     dense = DenseRetriever.build(OnnxEmbedder(artifact), doc_ids, texts, cache, approximate)
     if kind == "dense":
         return dense
@@ -68,7 +64,34 @@ def build_reranker(
     return PassageScorer(reranker, pooling) if passages else reranker
 
 
-def artifact_fusion(reranker: Scorer, first_stage: str) -> Fusion | None:
-    """The fusion fitted into the reranker's artifact for this kind of first stage, if any."""
+def artifact_fusion(
+    reranker: Scorer, first_stage: str, cache_dir: str | Path | None = None
+) -> Fusion | None:
+    """The fusion fitted into the reranker's artifact for this kind of first stage, if any,
+    with its novelty guard bound to the reference embeddings and the cached bi-encoder."""
     inner = getattr(reranker, "reranker", reranker)  # a PassageScorer wraps the reranker
-    return stored_fusion(inner.manifest.fusion, first_stage)
+    fusion = stored_fusion(inner.manifest.fusion, first_stage)
+    if fusion is None or fusion.novelty is None:
+        return fusion
+    from crossrank.pipeline.novelty import QueryTrust, load_reference
+    from crossrank.retrieval.dense import OnnxEmbedder
+
+    reference = load_reference(
+        verify_file(inner.model_dir, inner.manifest, fusion.novelty.reference).parent,
+        fusion.novelty,
+    )
+    embedder = OnnxEmbedder(require_bi_encoder(cache_dir, "the fusion's novelty guard"))
+    return replace(fusion, query_trust=QueryTrust(fusion.novelty, reference, embedder))
+
+
+def require_bi_encoder(cache_dir: str | Path | None, purpose: str) -> Path:
+    """The bi-encoder artifact in ``cache_dir`` (default: the project cache), or an error."""
+    from crossrank.retrieval.dense import require_bi_encoder as required
+
+    return required(default_cache(cache_dir), purpose)
+
+
+def needs_bi_encoder(model: str | Path, first_stage: str) -> bool:
+    """Whether the artifact's fusion for ``first_stage`` reads the bi-encoder (novelty guard)."""
+    fusion = stored_fusion(Manifest.load(model).fusion, first_stage)
+    return fusion is not None and fusion.novelty is not None

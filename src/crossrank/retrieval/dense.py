@@ -12,7 +12,7 @@ import numpy as np
 from crossrank.io import atomic_directory
 from crossrank.retrieval.base import CorpusRetriever, Hit
 from crossrank.retrieval.bm25 import texts_fingerprint
-from crossrank.runtime.artifact import Manifest, artifact_sha256, verify_file
+from crossrank.runtime.artifact import ArtifactError, Manifest, artifact_sha256, verify_file
 from crossrank.runtime.backends import ort_session
 from crossrank.runtime.wordpiece import WordPieceTokenizer
 
@@ -50,6 +50,17 @@ class OnnxEmbedder:
 def bi_encoder_dir(cache_dir: str | Path, name: str = "minilm-l6", max_length: int = 256) -> Path:
     """Where the bi-encoder artifact for ``name`` is cached (``crossrank export --bi-encoder``)."""
     return Path(cache_dir) / f"bi-encoder-{name.replace('/', '_')}-{max_length}"
+
+
+def require_bi_encoder(cache_dir: str | Path, purpose: str) -> Path:
+    """The bi-encoder artifact cached in ``cache_dir``, or an error naming how to write it."""
+    artifact = bi_encoder_dir(cache_dir)
+    if not (artifact / "crossrank.json").is_file():
+        raise ArtifactError(
+            f"{artifact}: expected the bi-encoder artifact for {purpose}, found none; "
+            f"write it with: crossrank export --bi-encoder --cache-dir {cache_dir}"
+        )
+    return artifact
 
 
 def _corpus_key(doc_ids: Sequence[str], texts: Sequence[str]) -> str:

@@ -77,24 +77,33 @@ class OnnxRuntimeBackend:
 
 class OpenVinoBackend:
     """An OpenVINO CPU model compiled for bfloat16 (fp32 on CPUs without it); one infer
-    request per thread."""
+    request per thread. ``weights="int8"``: the MatMul weights in int8 and the activations
+    quantized per token as it runs (:mod:`crossrank.runtime.openvino_int8`; needs VNNI or AMX).
+    """
 
     batch_size = 8
     batch_tokens = None
 
     def __init__(
-        self, path: Path, threads: int | None = None, outputs: tuple[str, ...] = (OUTPUT,)
+        self,
+        path: Path,
+        threads: int | None = None,
+        outputs: tuple[str, ...] = (OUTPUT,),
+        weights: str = "float",
     ) -> None:
         try:
             import openvino as ov
         except ImportError:
             raise ImportError(
-                "precision 'bf16' runs on OpenVINO, which is not installed: "
+                "precision 'bf16' and 'int8-ov' run on OpenVINO, which is not installed: "
                 "pip install openvino (or use precision 'int8' or 'fp32')"
             ) from None
+        if weights not in ("float", "int8"):
+            raise ValueError(f"expected weights 'float' or 'int8', got {weights!r}")
         core = ov.Core()
+        capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         hint = "bf16"
-        if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if "BF16" not in capabilities:
             warnings.warn(
                 "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX); OpenVINO runs "
                 "in fp32, slower than onnxruntime's int8",
@@ -102,13 +111,21 @@ class OpenVinoBackend:
                 stacklevel=3,
             )
             hint = "f32"
-        config = {
+        config: dict = {
             "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": threads or default_threads(),
         }
-        self.compiled = core.compile_model(str(path), "CPU", config)
-        self.precision = "bf16" if hint == "bf16" else "fp32"
+        model: object = str(path)
+        if weights == "int8":
+            from crossrank.runtime.openvino_int8 import DYNAMIC_GROUP, compress_matmul_weights
+
+            model = core.read_model(str(path))
+            if compress_matmul_weights(model) == 0:
+                raise ValueError(f"{path}: expected MatMuls with constant weights, found none")
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = DYNAMIC_GROUP
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.precision = ("int8-ov" if weights == "int8" else "bf16") if hint == "bf16" else "fp32"
         self.outputs = tuple(outputs)
         self._outputs = [self.compiled.output(name) for name in self.outputs]
         self._local = threading.local()

@@ -6,13 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-Precision = Literal["auto", "fp32", "int8", "bf16"]
-# precision -> graph file. bf16 runs the fp32 graph with OpenVINO's bf16 kernels.
-MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "bf16": "model.onnx"}
+Precision = Literal["auto", "fp32", "int8", "bf16", "int8-ov"]
+# precision -> graph file. bf16 runs the fp32 graph with OpenVINO's bf16 kernels; int8-ov
+# rewrites its MatMul weights to int8 at load, activations quantized per token (OpenVINO).
+MODEL_FILES = {
+    "fp32": "model.onnx",
+    "int8": "model.int8.onnx",
+    "bf16": "model.onnx",
+    "int8-ov": "model.onnx",
+}
 PRECISIONS = ("auto", *MODEL_FILES)
 PRECISION_HELP = (
     "auto: the path measured fastest on this CPU (bf16 on AMX or AVX512-BF16, else int8 when "
-    "the artifact has it, else fp32); bf16 runs on OpenVINO"
+    "the artifact has it, else fp32); bf16 and int8-ov (int8 weights, activations quantized per "
+    "token) run on OpenVINO"
 )
 
 

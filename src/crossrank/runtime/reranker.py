@@ -86,8 +86,8 @@ class OnnxReranker:
 
     Args:
         model_dir: an artifact written by ``scripts/export.py``.
-        precision: ``"fp32"``; ``"int8"`` (needs ``model.int8.onnx``); ``"bf16"`` (OpenVINO);
-            ``"auto"``: the path measured fastest on this CPU (:mod:`crossrank.runtime.hardware`).
+        precision: ``"fp32"``; ``"int8"`` (needs ``model.int8.onnx``); ``"bf16"`` and
+            ``"int8-ov"`` (OpenVINO); ``"auto"``: the path measured fastest on this CPU (:mod:`crossrank.runtime.hardware`).
         threads: intra-op threads (default: the cores this process may use).
         batch_size: pairs per inference call. Default: onnxruntime one pair per call, OpenVINO
             up to 8 pairs of one token length; either way a pair's score is bitwise the same
@@ -146,8 +146,10 @@ class OnnxReranker:
         outputs = ("scores", "answer_logit") if self.has_answer_head else ("scores",)
         try:
             self.backend: Backend = (
-                OpenVinoBackend(model_path, threads, outputs)
-                if precision == "bf16"
+                OpenVinoBackend(
+                    model_path, threads, outputs, "int8" if precision == "int8-ov" else "float"
+                )
+                if precision in ("bf16", "int8-ov")
                 else OnnxRuntimeBackend(model_path, threads, outputs)
             )
         except ImportError:  # a missing optional install: its own message says which

@@ -18,7 +18,7 @@ import numpy as np
 from crossrank.data.examples import LabeledSet
 from crossrank.io import write_text_atomic
 from crossrank.retrieval.bm25 import BM25Params, cached_bm25, index_key, texts_fingerprint
-from crossrank.retrieval.dense import DenseRetriever, OnnxEmbedder, bi_encoder_dir
+from crossrank.retrieval.dense import DenseRetriever, OnnxEmbedder, require_bi_encoder
 from crossrank.retrieval.hybrid import reciprocal_rank_fusion, zscore
 
 FORMAT = 1  # bump when the cached lists change meaning
@@ -76,12 +76,7 @@ def attach_teacher(
     lists are cached there, keyed by the corpus, the queries, the judgements and the settings.
     """
     cache_dir = Path(cache_dir)
-    artifact = bi_encoder_dir(cache_dir)
-    if not (artifact / "crossrank.json").is_file():
-        raise FileNotFoundError(
-            f"{artifact}: expected the bi-encoder artifact the teacher reads, found none; "
-            f"write it with: crossrank export --bi-encoder --cache-dir {cache_dir}"
-        )
+    artifact = require_bi_encoder(cache_dir, "the teacher")
     params = params or BM25Params()
     doc_ids = list(data.documents)
     texts = [data.documents[d] for d in doc_ids]

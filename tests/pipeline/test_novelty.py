@@ -1,0 +1,133 @@
+"""The novelty guard: queries far from the training queries fall back toward the first stage;
+queries like dev's keep the fitted fusion."""
+
+import json
+import shutil
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crossrank.pipeline.fusion import Fusion, fit_weight
+from crossrank.pipeline.novelty import NoveltyGuard, QueryTrust, fit_novelty, novelty
+
+
+class HashingEmbedder:
+    """A real (if crude) embedder: L2-normalised hashed bag of words, 64 dimensions."""
+
+    sha256 = "hashing-64"
+
+    def embed(self, texts):
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, zlib.crc32(word.encode()) % 64] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def test_novelty_is_zero_for_a_reference_query_and_one_for_an_orthogonal_one():
+    reference = np.eye(4, dtype=np.float32)
+    assert novelty(reference[:1], reference, k=1)[0] == pytest.approx(0.0)
+    assert novelty(np.array([[0, 0, 0, 1.0]]), reference[:3], k=1)[0] == pytest.approx(1.0)
+    assert novelty(reference[:1], reference, k=2)[0] == pytest.approx(0.5)  # mean of 1 and 0
+    with pytest.raises(ValueError, match=r"expected reference embeddings of shape \(n >= 1, 4\)"):
+        novelty(reference[:1], np.zeros((3, 5)))
+
+
+DEV = st.lists(st.floats(0.0, 1.0), min_size=1, max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(dev=DEV, a=st.floats(0.0, 1.5), b=st.floats(0.0, 1.5), pct=st.floats(1.0, 50.0))
+def test_trust_never_rises_with_novelty_and_is_full_for_typical_dev_queries(dev, a, b, pct):
+    guard = NoveltyGuard(tuple(sorted(dev)), pct)
+    lo, hi = min(a, b), max(a, b)
+    assert 0.0 <= guard.trust(hi) <= guard.trust(lo) <= 1.0
+    assert guard.trust(min(dev)) == 1.0  # no dev query is more typical than the most typical
+    if hi > max(dev):
+        assert guard.trust(hi) == 0.0  # beyond every dev query: the first stage's order
+    typical = float(np.quantile(dev, 1 - pct / 100, method="lower"))
+    assert guard.trust(typical) == 1.0
+
+
+def test_a_novel_query_gets_the_first_stages_order_and_a_typical_one_the_fusion():
+    train = ["vitamin d and bone health", "omega 3 fish oil heart", "fiber and colon cancer"]
+    dev = ["vitamin d bone fractures", "fish oil and heart attacks", "dietary fiber colon"]
+    guard, reference, dev_trust = fit_novelty(HashingEmbedder(), train, dev, percentile=10, k=1)
+    assert reference.dtype == np.float16 and reference.shape == (3, 64)
+    assert dev_trust.max() == 1.0
+    fusion = Fusion(0.2, "bm25", novelty=guard)
+    fs = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    ce = fs[::-1].copy()  # the cross-encoder reverses the first stage
+    with pytest.raises(ValueError, match="expected the query and a bound novelty guard"):
+        fusion.apply(ce, fs, "vitamin d bone")
+    from dataclasses import replace
+
+    bound = replace(fusion, query_trust=QueryTrust(guard, reference, HashingEmbedder()))
+    novel = bound.apply(ce, fs, "who won the 1998 world cup final")
+    assert list(np.argsort(-novel, kind="stable")) == [0, 1, 2, 3, 4]
+    typical = bound.apply(ce, fs, "vitamin d and bone health")
+    assert np.allclose(typical, Fusion(0.2, "bm25").apply(ce, fs))
+
+
+def test_guard_refuses_queries_embedded_by_another_bi_encoder():
+    guard, reference, _ = fit_novelty(HashingEmbedder(), ["a b"], ["a c"])
+    other = HashingEmbedder()
+    other.sha256 = "another"
+    with pytest.raises(ValueError, match="expected the bi-encoder hashing-64"):
+        QueryTrust(guard, reference, other)
+
+
+def test_novelty_guard_round_trips_through_the_manifest_entry():
+    guard = NoveltyGuard((0.1, 0.2, 0.4), 10.0, 5, bi_encoder_sha256="x", fitted_on="a:train")
+    fusion = Fusion(0.3, "bm25", fitted_on="x:dev", agreement_floor=0.2, novelty=guard)
+    assert Fusion.from_dict(fusion.to_dict()) == fusion
+    with pytest.raises(ValueError, match="expected a novelty guard with a 'dev_novelty' list"):
+        Fusion.from_dict({**fusion.to_dict(), "novelty": {"k": 5}})
+
+
+def test_fit_weight_uses_the_query_trusts():
+    fs = np.array([3.0, 2.0, 1.0])
+    ce = fs[::-1].copy()
+    lists = [(ce, fs, lambda s: float(np.argmax(s) == 2))]  # the cross-encoder is right
+    assert fit_weight(lists, grid=[0.0, 1.0])[1] == 1.0
+    # with no trust the fused list is the first stage's whatever the weight
+    assert fit_weight(lists, grid=[0.0, 1.0], query_trusts=[0.0])[1] == 0.0
+
+
+@pytest.mark.slow
+def test_fuse_fits_the_guard_into_the_artifact_and_eval_applies_it(
+    tiny_artifact, bi_encoder_cache, tmp_path
+):
+    from crossrank.cli.main import main
+    from crossrank.data.examples import fixture_path
+    from crossrank.pipeline.stages import artifact_fusion, build_reranker
+    from crossrank.runtime.artifact import ArtifactError, Manifest
+
+    model = tmp_path / "onnx"
+    shutil.copytree(tiny_artifact, model)
+    fixture = str(fixture_path())
+    args = ["fuse", "--model", str(model), "--data", fixture, "--split", "eval"]
+    args += ["--precision", "fp32", "--top-n", "20", "--cache-dir", str(bi_encoder_cache)]
+    assert main([*args, "--novelty-reference", f"{fixture}:train"]) == 0
+    manifest = Manifest.load(model)
+    entry = manifest.fusion["bm25"]
+    assert entry["novelty"]["fitted_on"].startswith("fixtures:train (reference)")
+    assert "novelty-reference.npy" in manifest.files
+    fusion = artifact_fusion(build_reranker(model), "bm25", bi_encoder_cache)
+    assert fusion.query_trust("how long should french press coffee steep") == 1.0
+    assert fusion.query_trust("renormalisation group flow in lattice gauge theory") < 1.0
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--data", fixture, "--split", "eval", "--model", str(model),
+                 "--cache-dir", str(bi_encoder_cache), "--top-n", "20", "--precision", "fp32",
+                 "--fusion", "auto",
+                 "--output", str(out)]) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    assert "fused with bm25" in report["model"]
+    assert 0.0 <= report["novelty_guard"]["share_of_queries_guarded"] <= 1.0
+    assert set(report["reranked_without_novelty_guard"]) == set(report["reranked"])
+    (model / "novelty-reference.npy").write_bytes(b"changed")
+    with pytest.raises(ArtifactError, match=r"novelty-reference\.npy: corrupt or changed"):
+        build_reranker(model)
