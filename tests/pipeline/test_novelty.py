@@ -115,7 +115,8 @@ def test_fuse_fits_the_guard_into_the_artifact_and_eval_applies_it(
     manifest = Manifest.load(model)
     entry = manifest.fusion["bm25"]
     assert entry["novelty"]["fitted_on"].startswith("fixtures:train (reference)")
-    assert "novelty-reference.npy" in manifest.files
+    reference = entry["novelty"]["reference"]  # named by its content
+    assert reference.startswith("novelty-reference-") and reference in manifest.files
     fusion = artifact_fusion(build_reranker(model), "bm25", bi_encoder_cache)
     assert fusion.query_trust("how long should french press coffee steep") == 1.0
     assert fusion.query_trust("renormalisation group flow in lattice gauge theory") < 1.0
@@ -128,6 +129,16 @@ def test_fuse_fits_the_guard_into_the_artifact_and_eval_applies_it(
     assert "fused with bm25" in report["model"]
     assert 0.0 <= report["novelty_guard"]["share_of_queries_guarded"] <= 1.0
     assert set(report["reranked_without_novelty_guard"]) == set(report["reranked"])
-    (model / "novelty-reference.npy").write_bytes(b"changed")
-    with pytest.raises(ArtifactError, match=r"novelty-reference\.npy: corrupt or changed"):
+    with pytest.raises(ValueError, match="expected novelty reference queries other than"):
+        main([*args, "--novelty-reference", f"{fixture}:eval"])
+    # A refit with another reference replaces the file; the old one is unlisted and removed.
+    twice = ["--novelty-reference", f"{fixture}:train"] * 2  # other content, another file
+    assert main([*args, *twice]) == 0
+    refit = Manifest.load(model)
+    assert refit.fusion["bm25"]["novelty"]["reference"] != reference
+    listed = [n for n in refit.files if n.startswith("novelty-reference")]
+    assert listed == [refit.fusion["bm25"]["novelty"]["reference"]]
+    assert sorted(p.name for p in model.glob("novelty-reference*")) == listed
+    (model / listed[0]).write_bytes(b"changed")
+    with pytest.raises(ArtifactError, match=r"novelty-reference-\w+\.npy: corrupt or changed"):
         build_reranker(model)

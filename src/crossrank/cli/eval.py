@@ -112,7 +112,10 @@ def run_pinned(args: argparse.Namespace) -> int:
     """Evaluate exactly the pinned pipeline; refuse when any pinned artifact changed."""
     from crossrank.pipeline.pinning import PipelineSpec, open_pipeline
 
-    prepare_first_stage(PipelineSpec.load(args.pipeline).retriever.kind, args.cache_dir)
+    spec = PipelineSpec.load(args.pipeline)
+    prepare_first_stage(spec.retriever.kind, args.cache_dir)
+    if spec.fusion == "auto" and needs_bi_encoder(spec.reranker.path, spec.retriever.kind):
+        prepare_first_stage("dense", args.cache_dir)
     spec, pipe = open_pipeline(args.pipeline, args.cache_dir, args.batch_size)
     warn_if_shallow(pipe.top_n, pipe.top_k)
     report = evaluate(

@@ -4,7 +4,10 @@ and store it in the reranker artifact's manifest, beside the fits for other firs
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +16,24 @@ from crossrank.cli.common import add_fit_options, prepare_first_stage, score_spl
 from crossrank.eval.metrics import mean, ndcg_at_k
 from crossrank.io import atomic_file
 from crossrank.pipeline.fusion import Fusion, fit_weight, fusion_entries, rank_agreement
-from crossrank.pipeline.novelty import NoveltyGuard, fit_novelty
-from crossrank.runtime.artifact import Manifest, sha256_file
+from crossrank.pipeline.novelty import REFERENCE_FILE, fit_novelty
+from crossrank.runtime.artifact import Manifest
 
 
-def reference_queries(entries: list[str], data: str) -> tuple[list[str], str]:
+def reference_queries(entries: list[str], data: str, split: str) -> tuple[list[str], str]:
     """(query texts, description) of the judged queries of each ``DATA:SPLIT`` (default: the
     fit collection's train split)."""
     from crossrank.data.beir import load_beir
 
     entries = entries or [f"{data}:train"]
+    for entry in entries:
+        if Path(entry.rpartition(":")[0]).resolve() == Path(data).resolve() and (
+            entry.rpartition(":")[2] == split
+        ):
+            raise ValueError(
+                f"expected novelty reference queries other than the fit split {split!r}, got "
+                f"{entry!r} (each fit query would be its own neighbour)"
+            )
     texts: list[str] = []
     for entry in entries:
         path, sep, split = entry.rpartition(":")
@@ -44,7 +55,7 @@ def fit_guard(args: argparse.Namespace, dev_queries: list[str]):
 
     prepare_first_stage("dense", args.cache_dir)
     embedder = OnnxEmbedder(require_bi_encoder(args.cache_dir, "the novelty guard"))
-    reference, described = reference_queries(args.novelty_reference, args.data)
+    reference, described = reference_queries(args.novelty_reference, args.data, args.split)
     return fit_novelty(
         embedder, reference, dev_queries, args.guard_percentile, args.novelty_k,
         f"{described} (reference), {Path(args.data).name}:{args.split} (fit)",
@@ -103,22 +114,40 @@ def run_fuse(args: argparse.Namespace) -> int:
     fusion, reference = fit_fusion(args)
     manifest = Manifest.load(args.model)
     if fusion.novelty is not None:
-        save_reference(Path(args.model), manifest, fusion.novelty, reference)
+        fusion = save_reference(Path(args.model), manifest, fusion, reference)
     # One fit per kind of first stage: fitting for hybrid keeps the BM25 fit, and the reverse.
     manifest.fusion = {**fusion_entries(manifest.fusion), fusion.first_stage: fusion.to_dict()}
+    stale = drop_unused_references(Path(args.model), manifest)
     manifest.save(args.model)  # atomic; the graph files and their hashes are untouched
+    for name in stale:  # only once the manifest no longer lists them
+        (Path(args.model) / name).unlink(missing_ok=True)
     print(json.dumps(manifest.fusion[fusion.first_stage], indent=2))
     return 0
 
 
 def save_reference(
-    model: Path, manifest: Manifest, guard: NoveltyGuard, reference: np.ndarray
-) -> None:
-    """Write the guard's reference embeddings beside the manifest (atomically) and list them."""
-    path = model / guard.reference
-    with atomic_file(path) as f:
-        np.save(f, reference, allow_pickle=False)
-    manifest.files[guard.reference] = sha256_file(path)
+    model: Path, manifest: Manifest, fusion: Fusion, reference: np.ndarray
+) -> Fusion:
+    """Write the guard's reference embeddings beside the manifest, named by their content (so a
+    crash before the manifest is saved leaves the files it lists intact), list them, and return
+    the fusion pointing at them."""
+    buffer = io.BytesIO()
+    np.save(buffer, reference, allow_pickle=False)
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
+    name = f"{Path(REFERENCE_FILE).stem}-{digest[:12]}.npy"
+    with atomic_file(model / name) as f:
+        f.write(buffer.getvalue())
+    manifest.files[name] = digest
+    return replace(fusion, novelty=replace(fusion.novelty, reference=name))
+
+
+def drop_unused_references(model: Path, manifest: Manifest) -> list[str]:
+    """Names of reference files no fusion entry reads any more (unlisted from ``manifest``)."""
+    used = {e.get("novelty", {}).get("reference") for e in fusion_entries(manifest.fusion).values()}
+    stale = [n for n in manifest.files if n.startswith(Path(REFERENCE_FILE).stem) and n not in used]
+    for name in stale:
+        del manifest.files[name]
+    return stale
 
 
 def add_parser(sub) -> None:

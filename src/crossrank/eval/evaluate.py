@@ -79,12 +79,12 @@ def run_queries(
             if fusion is not None and len(hits):
                 first = np.array([h.score for h in hits], np.float64)
                 scores = fusion.apply(alone, first, query)
-                if fusion.novelty is not None:
-                    query_trust = fusion.query_trust(query)
-                    unguarded = replace(fusion, novelty=None).apply(alone, first)
             else:
                 scores = alone
         t2 = time.perf_counter()
+        if fusion is not None and fusion.novelty is not None and alone is not None and len(hits):
+            query_trust = fusion.query_trust(query)  # remembered from apply: no second embedding
+            unguarded = replace(fusion, novelty=None).apply(alone, first)
         fused_from = alone if fusion is not None else None
         timing = ((t1 - t0) * 1e3, (t2 - t1) * 1e3)
         results.append(QueryResult(qid, hits, scores, *timing, fused_from, query_trust, unguarded))
@@ -150,7 +150,10 @@ def make_report(
         report["reranker_alone"] = score_run(reranked_run(results, alone=True), dataset)
     trusts = [r.query_trust for r in results if r.query_trust is not None]
     if trusts:
-        unguarded = [replace(r, scores=r.unguarded_scores) for r in results]
+        unguarded = [
+            replace(r, scores=r.scores if r.unguarded_scores is None else r.unguarded_scores)
+            for r in results
+        ]
         report["reranked_without_novelty_guard"] = score_run(reranked_run(unguarded), dataset)
         report["novelty_guard"] = {
             "mean_trust": mean(trusts),

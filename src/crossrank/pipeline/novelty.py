@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-REFERENCE_FILE = "novelty-reference.npy"
+REFERENCE_FILE = "novelty-reference.npy"  # written as novelty-reference-<sha256[:12]>.npy
 
 
 class Embedder(Protocol):
@@ -69,7 +69,7 @@ class NoveltyGuard:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dev_novelty": [round(v, 6) for v in self.dev_novelty],
+            "dev_novelty": list(self.dev_novelty),
             "percentile": self.percentile,
             "k": self.k,
             "reference": self.reference,
@@ -127,9 +127,15 @@ class QueryTrust:
                 f"fitted with, got {embedder.sha256[:12]}…; refit with crossrank fuse"
             )
         self.guard, self.reference, self.embedder = guard, reference.astype(np.float32), embedder
+        self._last: tuple[str, float] | None = None  # a caller often asks twice for one query
 
     def novelty(self, query: str) -> float:
-        return float(novelty(self.embedder.embed([query]), self.reference, self.guard.k)[0])
+        last = self._last
+        if last is not None and last[0] == query:
+            return last[1]
+        value = float(novelty(self.embedder.embed([query]), self.reference, self.guard.k)[0])
+        self._last = (query, value)
+        return value
 
     def __call__(self, query: str) -> float:
         return self.guard.trust(self.novelty(query))

@@ -194,7 +194,9 @@ def open_pipeline(
         threads=threads,
     )
     fusion = (
-        artifact_fusion(reranker, spec.retriever.kind, cache_dir) if spec.fusion == "auto" else None
+        artifact_fusion(reranker, spec.retriever.kind, cache_dir, threads)
+        if spec.fusion == "auto"
+        else None
     )
     return spec, RetrieveThenRerank(
         retriever, reranker, top_n=spec.top_n, top_k=spec.top_k, fusion=fusion

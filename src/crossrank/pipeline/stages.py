@@ -65,7 +65,10 @@ def build_reranker(
 
 
 def artifact_fusion(
-    reranker: Scorer, first_stage: str, cache_dir: str | Path | None = None
+    reranker: Scorer,
+    first_stage: str,
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
 ) -> Fusion | None:
     """The fusion fitted into the reranker's artifact for this kind of first stage, if any,
     with its novelty guard bound to the reference embeddings and the cached bi-encoder."""
@@ -80,7 +83,9 @@ def artifact_fusion(
         verify_file(inner.model_dir, inner.manifest, fusion.novelty.reference).parent,
         fusion.novelty,
     )
-    embedder = OnnxEmbedder(require_bi_encoder(cache_dir, "the fusion's novelty guard"))
+    embedder = OnnxEmbedder(
+        require_bi_encoder(cache_dir, "the fusion's novelty guard"), threads=threads
+    )
     return replace(fusion, query_trust=QueryTrust(fusion.novelty, reference, embedder))
 
 

@@ -102,15 +102,21 @@ class OpenVinoBackend:
             raise ValueError(f"expected weights 'float' or 'int8', got {weights!r}")
         core = ov.Core()
         capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        hint = "bf16"
-        if "BF16" not in capabilities:
+        hint = "bf16" if "BF16" in capabilities else "f32"
+        if weights == "float" and hint == "f32":
             warnings.warn(
                 "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX); OpenVINO runs "
                 "in fp32, slower than onnxruntime's int8",
                 RuntimeWarning,
                 stacklevel=3,
             )
-            hint = "f32"
+        if weights == "int8" and "INT8" not in capabilities:
+            warnings.warn(
+                "this CPU has no int8 dot-product instructions (VNNI or AMX); OpenVINO "
+                "decompresses the int8 weights instead of multiplying in int8",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         config: dict = {
             "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",
@@ -125,7 +131,7 @@ class OpenVinoBackend:
                 raise ValueError(f"{path}: expected MatMuls with constant weights, found none")
             config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = DYNAMIC_GROUP
         self.compiled = core.compile_model(model, "CPU", config)
-        self.precision = ("int8-ov" if weights == "int8" else "bf16") if hint == "bf16" else "fp32"
+        self.precision = "int8-ov" if weights == "int8" else ("bf16" if hint == "bf16" else "fp32")
         self.outputs = tuple(outputs)
         self._outputs = [self.compiled.output(name) for name in self.outputs]
         self._local = threading.local()

@@ -218,8 +218,8 @@ class Service:
         texts = [h.text for h in hits]  # every crossrank retriever keeps its texts
         scores = (await self._outputs(req.query, texts))[0] if hits else np.zeros(0)
         if self.pipeline.fusion is not None and len(hits):
-            scores = self.pipeline.fusion.apply(
-                scores, np.array([h.score for h in hits]), req.query
+            scores = await asyncio.to_thread(  # the novelty guard embeds the query
+                self.pipeline.fusion.apply, scores, np.array([h.score for h in hits]), req.query
             )
         t2 = time.perf_counter()
         order = np.argsort(-np.asarray(scores), kind="stable")[: req.top_k]
