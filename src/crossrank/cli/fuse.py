@@ -25,25 +25,22 @@ def reference_queries(entries: list[str], data: str, split: str) -> tuple[list[s
     fit collection's train split)."""
     from crossrank.data.beir import load_beir
 
-    entries = entries or [f"{data}:train"]
-    for entry in entries:
-        if Path(entry.rpartition(":")[0]).resolve() == Path(data).resolve() and (
-            entry.rpartition(":")[2] == split
-        ):
+    named = []
+    for entry in entries or [f"{data}:train"]:
+        path, sep, part = entry.rpartition(":")
+        if not sep or not path:
+            raise ValueError(f"expected --novelty-reference DATA:SPLIT, got {entry!r}")
+        if Path(path).resolve() == Path(data).resolve() and part == split:
             raise ValueError(
                 f"expected novelty reference queries other than the fit split {split!r}, got "
                 f"{entry!r} (each fit query would be its own neighbour)"
             )
+        named.append((path, part))
     texts: list[str] = []
-    for entry in entries:
-        path, sep, split = entry.rpartition(":")
-        if not sep or not path:
-            raise ValueError(f"expected --novelty-reference DATA:SPLIT, got {entry!r}")
-        dataset = load_beir(path, split)
+    for path, part in named:
+        dataset = load_beir(path, part)
         texts += [dataset.queries[q] for q in dataset.judged_queries()]
-    return texts, " + ".join(
-        f"{Path(e.rpartition(':')[0]).name}:{e.rpartition(':')[2]}" for e in entries
-    )
+    return texts, " + ".join(f"{Path(path).name}:{part}" for path, part in named)
 
 
 def fit_guard(args: argparse.Namespace, dev_queries: list[str]):
@@ -117,7 +114,7 @@ def run_fuse(args: argparse.Namespace) -> int:
         fusion = save_reference(Path(args.model), manifest, fusion, reference)
     # One fit per kind of first stage: fitting for hybrid keeps the BM25 fit, and the reverse.
     manifest.fusion = {**fusion_entries(manifest.fusion), fusion.first_stage: fusion.to_dict()}
-    stale = drop_unused_references(Path(args.model), manifest)
+    stale = drop_unused_references(manifest)
     manifest.save(args.model)  # atomic; the graph files and their hashes are untouched
     for name in stale:  # only once the manifest no longer lists them
         (Path(args.model) / name).unlink(missing_ok=True)
@@ -141,7 +138,7 @@ def save_reference(
     return replace(fusion, novelty=replace(fusion.novelty, reference=name))
 
 
-def drop_unused_references(model: Path, manifest: Manifest) -> list[str]:
+def drop_unused_references(manifest: Manifest) -> list[str]:
     """Names of reference files no fusion entry reads any more (unlisted from ``manifest``)."""
     used = {e.get("novelty", {}).get("reference") for e in fusion_entries(manifest.fusion).values()}
     stale = [n for n in manifest.files if n.startswith(Path(REFERENCE_FILE).stem) and n not in used]

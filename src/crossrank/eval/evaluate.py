@@ -66,6 +66,7 @@ def run_queries(
     from rich.progress import track
 
     results = []
+    unguarded_fusion = replace(fusion, novelty=None) if fusion is not None else None
     iterator = track(qids, description=description, transient=True) if progress else qids
     for qid in iterator:
         query = dataset.queries[qid]
@@ -84,7 +85,7 @@ def run_queries(
         t2 = time.perf_counter()
         if fusion is not None and fusion.novelty is not None and alone is not None and len(hits):
             query_trust = fusion.query_trust(query)  # remembered from apply: no second embedding
-            unguarded = replace(fusion, novelty=None).apply(alone, first)
+            unguarded = unguarded_fusion.apply(alone, first)
         fused_from = alone if fusion is not None else None
         timing = ((t1 - t0) * 1e3, (t2 - t1) * 1e3)
         results.append(QueryResult(qid, hits, scores, *timing, fused_from, query_trust, unguarded))
