@@ -26,6 +26,7 @@ from pathlib import Path
 
 import compute_floor
 import numpy as np
+import op_profile
 from common import Column, machine, machine_line, output_path, print_table, real_pairs, write_json
 
 PEER = "peer_st_fp32"
@@ -225,37 +226,6 @@ COLUMNS: list[Column] = [
 ]
 
 
-def op_profile(workdir: Path, precision: str, query: str, docs: list[str]) -> dict[str, float]:
-    """Share of onnxruntime kernel time per operator type, scoring the pairs once."""
-    import json
-
-    import onnxruntime as ort
-
-    from crossrank.runtime import OnnxReranker
-    from crossrank.runtime.backends import default_threads
-    from crossrank.runtime.precision import MODEL_FILES
-
-    r = OnnxReranker(workdir / "onnx", precision=precision, max_length=WINDOW)
-    options = ort.SessionOptions()
-    options.enable_profiling = True
-    options.profile_file_prefix = str(workdir / f"profile-{precision}")
-    options.intra_op_num_threads = default_threads()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(
-        str(workdir / "onnx" / MODEL_FILES[precision]), options, providers=["CPUExecutionProvider"]
-    )
-    r.backend.session = session
-    r.score(query, docs)
-    events = json.loads(Path(session.end_profiling()).read_text())
-    by_op: dict[str, float] = {}
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            op = e.get("args", {}).get("op_name", "?")
-            by_op[op] = by_op.get(op, 0.0) + e["dur"]
-    total = sum(by_op.values()) or 1.0
-    return {k: v / total for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])}
-
-
 def batch_shapes(model_dir: Path, query: str, docs: list[str]) -> list[tuple[int, int]]:
     """(1, tokens) of every pair at 256 tokens: the work without any padding."""
     tok = tokenizer(model_dir)
@@ -310,10 +280,10 @@ def main() -> int:
 
     tok = {L: tokenize_ms(workdir / "onnx", query, docs, L) for L in (128, 256, 512)}
     print("tokenization ms per 100 pairs:", {k: round(v, 1) for k, v in tok.items()})
-    profile = {p: op_profile(workdir, p, query, docs) for p in ("fp32", "int8")}
-    for p, ops in profile.items():
-        top = ", ".join(f"{op} {share:.0%}" for op, share in list(ops.items())[:8])
-        print(f"onnxruntime {p} time by operator type: {top}")
+    precisions = [n.split("_", 1)[1] for n in names if n not in (PEER, "crossrank_auto")]
+    profile = {p: op_profile.profile(workdir / "onnx", p, query, docs, WINDOW) for p in precisions}
+    for p, res in profile.items():
+        print(op_profile.summary(p, res))
     grid = []
     if not args.no_grid:
         for max_length in (128, 256, 512):

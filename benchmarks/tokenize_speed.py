@@ -3,7 +3,9 @@
 The pairs are the first NFCorpus test query and its BM25 top 100 (long abstracts). Rows:
 - peer: the model's ``tokenizer.json`` through ``tokenizers`` with its own pair truncation
   (``longest_first``), as sentence-transformers' CrossEncoder reads it;
-- crossrank: ``WordPieceTokenizer.encode_pairs`` (a span per document, continued where short);
+- crossrank: ``WordPieceTokenizer.encode_pairs`` (word by word, stopping at the window), its
+  memory of split words kept from earlier calls as in a running service;
+- crossrank, cold: the same with that memory emptied before every call (a fresh process);
 - crossrank, full texts: the same packing with every document tokenized whole (no spans).
 Each row is checked to give the peer's token ids for every pair. Medians of ``--rounds``.
 
@@ -57,6 +59,10 @@ def main() -> int:
         def run_ours(window=window):
             return ours.encode_pairs([query] * len(docs), docs, window)
 
+        def run_cold(window=window):
+            ours._fast._split.clear()
+            return ours.encode_pairs([query] * len(docs), docs, window)
+
         def run_full(window=window):
             q = ours._tok.encode(query, add_special_tokens=False).ids
             full = [e.ids for e in ours._tok.encode_batch_fast(docs, add_special_tokens=False)]
@@ -71,6 +77,7 @@ def main() -> int:
         for name, fn in (
             ("peer", run_peer),
             ("crossrank", run_ours),
+            ("crossrank, cold", run_cold),
             ("crossrank, full texts", run_full),
         ):
             results.append(

@@ -1,10 +1,12 @@
 import functools
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crossrank.runtime import wordpiece
 from crossrank.runtime.tokenization import HashingTokenizer, is_blank, pack_pairs, query_cap
 from crossrank.runtime.wordpiece import WordPieceTokenizer, clip_at_whitespace
 from tests.conftest import outputs_across_hash_seeds
@@ -117,40 +119,56 @@ def _minilm_tokenizer(path: str) -> WordPieceTokenizer:
     return WordPieceTokenizer(path)
 
 
-_PIECES = [*"abc xyz.,-\n\t\x07\x00é日β\u00a0", "unbelievable ", "Vitamin ", "  "]
+_PIECES = [
+    *"abc xyz.,-\n\t\r\x07\x00é日β\u00a0\u037e\u0301\u3000\u200b’—İΣ",
+    "unbelievable ",
+    "Vitamin ",
+    "DNA-binding ",
+    "  ",
+    "x" * 101,
+]
 _TEXT = st.lists(st.sampled_from(_PIECES), max_size=150).map("".join)
+
+
+_NON_BLANK = _TEXT.filter(lambda s: not is_blank(s))
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    query=_TEXT.filter(lambda s: not is_blank(s)),
-    document=_TEXT.filter(lambda s: not is_blank(s)),
+    pairs=st.lists(st.tuples(_NON_BLANK, _NON_BLANK), min_size=1, max_size=4),
     max_length=st.sampled_from([8, 16, 40]),
 )
-def test_wordpiece_fast_paths_give_exactly_the_full_texts_tokens(
-    minilm_dir, query, document, max_length
-):
-    """The whitespace clip and the ASCII normalizer shortcut change nothing: the packed pair
-    equals the one built from the plain tokenizer's full encoding."""
+def test_wordpiece_fast_paths_give_exactly_the_full_texts_tokens(minilm_dir, pairs, max_length):
+    """The whitespace clip, the document budget beside the shortest query and the ASCII
+    normalizer shortcut change nothing: each packed pair equals the one built from the plain
+    tokenizer's full encodings, whatever the other queries of the call."""
     tok = _minilm_tokenizer(str(minilm_dir))
     plain = tok._tok
+    queries, documents = [q for q, _ in pairs], [d for _, d in pairs]
     ref = pack_pairs(
-        [plain.encode(query, add_special_tokens=False).ids],
-        [plain.encode(document, add_special_tokens=False).ids],
+        [plain.encode(q, add_special_tokens=False).ids for q in queries],
+        [plain.encode(d, add_special_tokens=False).ids for d in documents],
         max_length,
         tok.cls_id,
         tok.sep_id,
         tok.pad_id,
     )
-    enc = tok.encode_pairs([query], [document], max_length)
-    assert enc.input_ids.tolist() == ref.input_ids.tolist()
-    assert enc.token_type_ids.tolist() == ref.token_type_ids.tolist()
+    # At two characters per token the first spans are short and read only as far as needed,
+    # so a budget one token short would show.
+    for chars_per_token in (wordpiece.CHARS_PER_TOKEN, 2):
+        with patch.object(wordpiece, "CHARS_PER_TOKEN", chars_per_token):
+            enc = tok.encode_pairs(queries, documents, max_length)
+        assert enc.input_ids.tolist() == ref.input_ids.tolist()
+        assert enc.token_type_ids.tolist() == ref.token_type_ids.tolist()
 
 
 def test_clip_at_whitespace_keeps_short_texts_and_unbroken_words():
     assert clip_at_whitespace("short text", 100) == "short text"
     assert clip_at_whitespace("alpha beta gamma", 12) == "alpha beta"
     assert clip_at_whitespace("x" * 50, 10) == "x" * 50  # no whitespace: nothing is cut
+    # A word longer than the span ends it at the next whitespace, not at the end of the text.
+    assert clip_at_whitespace("alphabetical beta gamma", 3) == "alphabetical"
+    assert clip_at_whitespace("alphabetical\tbeta gamma", 3) == "alphabetical"
 
 
 def test_invisible_text_is_blank():
@@ -177,7 +195,7 @@ def test_wordpiece_continued_spans_give_the_full_texts_first_tokens(minilm_dir, 
     """Texts whose first span gives too few tokens (many spaces per token) are continued from
     the cut; the first ``max_tokens`` ids equal the full encoding's, in every text's place."""
     tok = _minilm_tokenizer(str(minilm_dir))
-    got = tok.token_ids(texts, max_tokens)
-    for text, ids in zip(texts, got, strict=True):
-        full = tok._tok.encode(text, add_special_tokens=False).ids
-        assert ids[:max_tokens] == full[:max_tokens]
+    for got in (tok.token_ids(texts, max_tokens), tok._span_ids(texts, max_tokens)):
+        for text, ids in zip(texts, got, strict=True):
+            full = tok._tok.encode(text, add_special_tokens=False).ids
+            assert ids[:max_tokens] == full[:max_tokens]

@@ -77,8 +77,9 @@ class OnnxRuntimeBackend:
 
 class OpenVinoBackend:
     """An OpenVINO CPU model compiled for bfloat16 (fp32 on CPUs without it); one infer
-    request per thread. ``weights="int8"``: the MatMul weights in int8 and the activations
-    quantized per token as it runs (:mod:`crossrank.runtime.openvino_int8`; needs VNNI or AMX).
+    request per thread. ``weights="int8"``: the MatMul weights in int8, expanded inside the bf16
+    GEMM on bf16 CPUs, multiplied in int8 with per-token activation scales on fp32 ones
+    (:mod:`crossrank.runtime.openvino_int8`).
     """
 
     batch_size = 8

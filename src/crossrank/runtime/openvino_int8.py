@@ -1,13 +1,18 @@
-"""int8 weights for OpenVINO, with activations quantized per token as the graph runs.
+"""int8 weights for OpenVINO: the MatMul weights stored in int8, one scale per output channel.
 
 Each MatMul whose weight is a constant ``[K, N]`` matrix gets int8 weights with one symmetric
 scale per output channel, written as the pattern OpenVINO's CPU plugin reads as compressed
-weights (``Constant(int8) -> Convert -> Multiply(scale) -> MatMul``). On a CPU with VNNI (or
-AMX) the plugin then quantizes the activations on the fly, one scale per token and group of
-``DYNAMIC_GROUP`` input channels, and multiplies in int8. A pair's tokens never share a scale
-with another pair's, so a score does not depend on its batch-mates, unlike onnxruntime's dynamic
-int8, which scales a whole call together. The fp32 ``model.onnx`` is rewritten at load; nothing
-new is stored in the artifact.
+weights (``Constant(int8) -> Convert -> Multiply(scale) -> MatMul``). What the plugin does with
+them depends on the activations' precision (kernel names from ``benchmarks/op_profile.py``):
+- on a CPU with bfloat16 (AVX512-BF16, AMX) it computes in bf16 and expands the int8 weights
+  inside its bf16 GEMM (``FullyConnectedCompressed [brgemm_avx512_bf16]``): half the weight
+  memory of bf16, bf16's arithmetic;
+- with fp32 activations (a CPU with VNNI and no bf16) it quantizes the activations as the
+  graph runs, one scale per token and group of ``DYNAMIC_GROUP`` input channels, and
+  multiplies in int8.
+Either way a pair's arithmetic never mixes with another pair's, so a score does not depend on
+its batch-mates, unlike onnxruntime's dynamic int8, which scales a whole call together. The
+fp32 ``model.onnx`` is rewritten at load; nothing new is stored in the artifact.
 """
 
 from __future__ import annotations

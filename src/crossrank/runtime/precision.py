@@ -8,7 +8,7 @@ from typing import Literal
 
 Precision = Literal["auto", "fp32", "int8", "bf16", "int8-ov"]
 # precision -> graph file. bf16 runs the fp32 graph with OpenVINO's bf16 kernels; int8-ov
-# rewrites its MatMul weights to int8 at load, activations quantized per token (OpenVINO).
+# rewrites its MatMul weights to int8 at load (OpenVINO; see runtime.openvino_int8).
 MODEL_FILES = {
     "fp32": "model.onnx",
     "int8": "model.int8.onnx",

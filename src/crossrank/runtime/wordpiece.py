@@ -1,45 +1,46 @@
-"""WordPiece (BERT) pair tokenizer over a Hugging Face ``tokenizer.json``, read with ``tokenizers``.
+"""WordPiece (BERT) pair tokenizer over a Hugging Face ``tokenizer.json``.
 
 Reranking reads at most ``max_length`` tokens of each document, but tokenizing a whole
-abstract costs far more than the window: most of the tokenizer's time went to text that was
-then thrown away. Documents are therefore cut at a whitespace boundary a little past what
-the window can hold and continued from that cut only when it turns out too short, which gives
-exactly the tokens of the full text (see :func:`span_end`).
+abstract costs far more than the window. For BERT's own pipeline, :class:`FastWordPiece`
+walks a text word by word and stops when the window is full. Other tokenizers, and texts
+with ASCII control characters, go through ``tokenizers`` in spans: cut at a whitespace a
+little past what the window can hold and continued from that cut only when too short, which
+gives exactly the tokens of the full text (see :func:`span_end`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from crossrank.runtime.tokenization import Encoded, check_texts, pack_pairs
+from crossrank.runtime.fast_wordpiece import FastWordPiece
+from crossrank.runtime.tokenization import Encoded, check_texts, pack_pairs, query_cap
 
 # Characters read per token of budget before the exact fallback: English WordPiece averages
 # 4-5 characters per token, so 6 covers nearly every document in one pass.
 CHARS_PER_TOKEN = 6
 # Pre-tokenizers that split on every whitespace character, for which a cut there is exact.
 _WHITESPACE_SPLITTING = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
-# ASCII control characters that BERT's normalizer deletes (tab, newline, return are spaces).
-_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def clip_at_whitespace(text: str, limit: int) -> str:
-    """``text`` cut before the last space, tab or newline within its first ``limit`` chars.
+    """``text`` cut before the last space, tab or newline within its first ``limit`` chars
+    (before the first one after them when there is none within).
 
     With a normalizer that works character by character and a pre-tokenizer that splits on
     whitespace, the tokens of the clipped text are a prefix of the full text's tokens. A text
-    with no whitespace in that span is returned whole.
+    with no whitespace after its first character is returned whole.
     """
     return text[: span_end(text, 0, limit)]
 
 
 def span_end(text: str, start: int, limit: int) -> int:
     """Where a span of ``text`` from ``start`` ends: at the last space, tab or newline within
-    ``limit`` characters (after ``start``), or at the end of the text (see
-    :func:`clip_at_whitespace`, which is ``text[:span_end(text, 0, limit)]``)."""
+    ``limit`` characters (after ``start``), else at the first one after them (a word longer
+    than the span), else at the end of the text (see :func:`clip_at_whitespace`, which is
+    ``text[:span_end(text, 0, limit)]``)."""
     stop = start + limit
     if stop >= len(text):
         return len(text)
@@ -48,7 +49,12 @@ def span_end(text: str, start: int, limit: int) -> int:
         text.rfind("\n", start + 1, stop),
         text.rfind("\t", start + 1, stop),
     )
-    return cut if cut > start else len(text)
+    if cut > start:
+        return cut
+    after = [
+        i for i in (text.find(" ", stop), text.find("\n", stop), text.find("\t", stop)) if i != -1
+    ]
+    return min(after, default=len(text))
 
 
 class WordPieceTokenizer:
@@ -81,26 +87,10 @@ class WordPieceTokenizer:
         self.sep_id = self._special("[SEP]")
         self.pad_id = self._special("[PAD]")
         self._exact_clip = type(self._tok.pre_tokenizer).__name__ in _WHITESPACE_SPLITTING
-        self._ascii = self._ascii_tokenizer()
+        self._fast = FastWordPiece.for_tokenizer(self._tok.to_str(), self._word_ids)
 
-    def _ascii_tokenizer(self):
-        """A copy whose normalizer is plain lowercasing, or None when that is not exact.
-
-        On printable ASCII, BERT's normalizer (clean text, CJK spacing, accent stripping,
-        lowercase) reduces to lowercasing, and skipping its Unicode decomposition saves about
-        a third of the tokenizer's time on English text.
-        """
-        import json
-
-        from tokenizers import Tokenizer, normalizers
-
-        serialized = self._tok.to_str()
-        spec = json.loads(serialized).get("normalizer") or {}
-        if spec.get("type") != "BertNormalizer" or not spec.get("lowercase", False):
-            return None
-        fast = Tokenizer.from_str(serialized)
-        fast.normalizer = normalizers.Lowercase()
-        return fast
+    def _word_ids(self, word: str) -> list[int]:
+        return self._tok.encode(word, add_special_tokens=False).ids
 
     def _special(self, token: str) -> int:
         token_id = self._tok.token_to_id(token)
@@ -109,7 +99,24 @@ class WordPieceTokenizer:
         return token_id
 
     def token_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
-        """Token ids of each text, exact in at least their first ``max_tokens`` tokens."""
+        """Token ids of each text, exact in at least their first ``max_tokens`` tokens: by
+        :class:`FastWordPiece` where it applies, else by spans of ``tokenizers``."""
+        fast = self._fast
+        out: list[list[int]] = [[] for _ in texts]
+        rest = []
+        for i, text in enumerate(texts):
+            if fast is not None and fast.accepts(text):
+                out[i] = fast.ids(text, max_tokens)
+            else:
+                rest.append(i)
+        if rest:
+            spans = self._span_ids([texts[i] for i in rest], max_tokens)
+            for i, ids in zip(rest, spans, strict=True):
+                out[i] = ids
+        return out
+
+    def _span_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        """Token ids by the ``tokenizers`` pipeline, reading each text in spans."""
         if not self._exact_clip:  # unknown pre-tokenizer: read a generous fixed span
             limit = max_tokens * 2 * CHARS_PER_TOKEN
             return [e.ids for e in self._encode([t[:limit] for t in texts])]
@@ -130,19 +137,7 @@ class WordPieceTokenizer:
         return ids
 
     def _encode(self, texts: list[str]) -> list:
-        if self._ascii is None:
-            return self._tok.encode_batch_fast(texts, add_special_tokens=False) if texts else []
-        plain = [t.isascii() and not _ASCII_CONTROL.search(t) for t in texts]
-        out: list = [None] * len(texts)
-        for tokenizer, want in ((self._ascii, True), (self._tok, False)):
-            idx = [i for i, p in enumerate(plain) if p is want]
-            if idx:
-                encoded = tokenizer.encode_batch_fast(
-                    [texts[i] for i in idx], add_special_tokens=False
-                )
-                for i, e in zip(idx, encoded, strict=True):
-                    out[i] = e
-        return out
+        return self._tok.encode_batch_fast(texts, add_special_tokens=False) if texts else []
 
     def encode_pairs(
         self, queries: Sequence[str], documents: Sequence[str], max_length: int
@@ -150,9 +145,12 @@ class WordPieceTokenizer:
         check_texts(queries, documents)
         unique = list(dict.fromkeys(queries))  # a reranking call repeats one query N times
         by_query = dict(zip(unique, self.token_ids(unique, max_length), strict=True))
+        # pack_pairs never keeps more of a document than the window beside the shortest
+        # query's kept tokens, so reading further would be thrown away.
+        shortest = min(min(len(ids) for ids in by_query.values()), query_cap(max_length))
         return pack_pairs(
             [by_query[q] for q in queries],
-            self.token_ids(documents, max_length),
+            self.token_ids(documents, max_length - 3 - shortest),
             max_length,
             self.cls_id,
             self.sep_id,

@@ -1,0 +1,129 @@
+"""BERT WordPiece in plain Python that reads a document no further than the window needs.
+
+Reranking keeps only the first few hundred tokens of a document, but the ``tokenizers``
+library normalizes and pre-tokenizes all the text it is given before it matches one piece.
+Here a regular expression walks the text one word at a time and stops once enough tokens are
+found. BERT's pre-tokenizer splits at whitespace and at every ASCII symbol, and its
+normalizer maps ASCII characters only by lowercasing, so:
+- a word of ASCII letters and digits becomes its vocabulary id when the vocabulary holds it
+  whole (greedy longest-match takes the whole word first), else its greedy pieces;
+- a word with any other character goes to the full ``tokenizers`` pipeline on its own, which
+  is exact because no normalization step crosses an ASCII space or symbol (they are Unicode
+  starters, and accents, lowercasing and CJK spacing act within the word).
+Texts with ASCII control characters (which the normalizer deletes, joining their
+neighbours) are not for this path. Split words are remembered between calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+
+# One word (a run of anything but ASCII whitespace and ASCII symbols) or one ASCII symbol.
+_SYMBOLS = r"!-/:-@\[-`{-~"
+_PIECE = re.compile(rf"[^\s{_SYMBOLS}]+|[{_SYMBOLS}]", re.ASCII)
+# Characters the normalizer deletes (tab, newline and return are whitespace to it).
+ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Split words remembered, at most; past that the memory is cleared and refilled.
+_MAX_REMEMBERED = 200_000
+
+
+class FastWordPiece:
+    """Token ids of texts under a BERT WordPiece ``tokenizer.json``; ``full`` encodes one word
+    through the complete pipeline (for words that are not plain ASCII)."""
+
+    def __init__(
+        self,
+        vocab: Mapping[str, int],
+        unk_id: int,
+        full: Callable[[str], list[int]],
+        lowercase: bool = True,
+        prefix: str = "##",
+        max_chars: int = 100,
+    ) -> None:
+        self._vocab = dict(vocab)
+        self._unk = (unk_id,)
+        self._full = full
+        self._lowercase = lowercase
+        self._prefix = prefix
+        self._max_chars = max_chars
+        self._whole = {w: (i,) for w, i in self._vocab.items() if not w.startswith(prefix)}
+        self._split: dict[str, tuple[int, ...]] = {}
+
+    @classmethod
+    def for_tokenizer(cls, serialized: str, full: Callable[[str], list[int]]):
+        """The fast path for a serialized ``tokenizer.json``, or None when it would not give
+        exactly that tokenizer's ids (not BERT's normalizer, pre-tokenizer and WordPiece)."""
+        spec = json.loads(serialized)
+        normalizer = spec.get("normalizer") or {}
+        model = spec.get("model") or {}
+        if (
+            normalizer.get("type") != "BertNormalizer"
+            or (spec.get("pre_tokenizer") or {}).get("type") != "BertPreTokenizer"
+            or model.get("type") != "WordPiece"
+            or model.get("unk_token") not in model.get("vocab", {})
+        ):
+            return None
+        return cls(
+            model["vocab"],
+            model["vocab"][model["unk_token"]],
+            full,
+            lowercase=bool(normalizer.get("lowercase", True)),
+            prefix=model.get("continuing_subword_prefix", "##"),
+            max_chars=int(model.get("max_input_chars_per_word", 100)),
+        )
+
+    @staticmethod
+    def accepts(text: str) -> bool:
+        """Whether ``text`` may take this path (no ASCII control characters)."""
+        return ASCII_CONTROL.search(text) is None
+
+    def ids(self, text: str, max_tokens: int | None = None) -> list[int]:
+        """The ids of ``text``: all of them, or at least the first ``max_tokens`` (the last
+        word's pieces are kept whole)."""
+        plain = text.isascii()
+        if plain and self._lowercase:
+            text = text.lower()
+        out: list[int] = []
+        # In a text with other characters, words are looked up as written (not lowercased).
+        whole, split = self._whole if plain else {}, self._split
+        for match in _PIECE.finditer(text):
+            word = match.group()
+            pieces = whole.get(word) or split.get(word) or self._pieces(word, plain)
+            out.extend(pieces)
+            if max_tokens is not None and len(out) >= max_tokens:
+                break
+        return out
+
+    def _pieces(self, word: str, plain: bool) -> tuple[int, ...]:
+        if plain or word.isascii():
+            if self._lowercase and not plain:
+                lowered = word.lower()
+                pieces = self._whole.get(lowered) or self._greedy(lowered)
+            else:
+                pieces = self._greedy(word)
+        else:
+            pieces = tuple(self._full(word))
+        if len(self._split) >= _MAX_REMEMBERED:
+            self._split.clear()
+        self._split[word] = pieces
+        return pieces
+
+    def _greedy(self, word: str) -> tuple[int, ...]:
+        """Greedy longest-match-first pieces of an ASCII ``word``; the unknown token when a
+        part matches nothing or the word is longer than ``max_chars``."""
+        if len(word) > self._max_chars:
+            return self._unk
+        found, start = [], 0
+        while start < len(word):
+            for end in range(len(word), start, -1):
+                piece = word[start:end] if start == 0 else self._prefix + word[start:end]
+                token = self._vocab.get(piece)
+                if token is not None:
+                    found.append(token)
+                    start = end
+                    break
+            else:
+                return self._unk
+        return tuple(found)
