@@ -1,6 +1,7 @@
 """FastWordPiece gives exactly the ``tokenizers`` pipeline's ids, as far as it reads."""
 
 import functools
+import string
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,12 +26,16 @@ def _pair(path: str):
 # question mark that decomposes to ';', a combining accent after a space, CJK, non-ASCII
 # spaces and punctuation, a zero-width space, letters whose lowercase differs by language.
 _PIECES = [
-    *"aZ09 .,-()'\n\t\r",
+    *string.ascii_letters[::5],
+    *string.digits[::3],
+    *string.punctuation,
+    *" \n\t\r",
     *"éÉ日β\u00a0\u037e\u0301\u3000\u200b’—İΣ\ufffd",
     "Vitamin ",
     "unbelievably ",
     "TNF-α ",
     "covid19 ",
+    "x" * 100,
     "x" * 101,
     "naïve café ",
 ]
@@ -57,9 +62,15 @@ def test_a_window_reads_at_least_its_tokens_and_stops_soon_after(minilm_dir, tex
     assert len(got) < max_tokens + 101
 
 
-def test_ascii_control_characters_are_refused(minilm_dir):
+def test_ascii_control_characters_and_special_tokens_are_refused(minilm_dir):
+    """Texts the fast path would get wrong go to the full pipeline: the normalizer deletes
+    control characters, and ``tokenizers`` matches an added token such as ``[SEP]`` as one
+    id before it splits at the brackets."""
     _, fast = _pair(str(minilm_dir))
     assert not fast.accepts("bell\x07here") and fast.accepts("tab\tnew\nline\r")
+    for text in ("see [SEP] here", "[CLS]", "a [MASK]", "[pad] x", "wörld [UNK]"):
+        assert not fast.accepts(text), text
+    assert fast.accepts("[brackets] and [sep-arated] words")
 
 
 def test_other_pipelines_get_no_fast_path():

@@ -124,6 +124,7 @@ _PIECES = [
     "unbelievable ",
     "Vitamin ",
     "DNA-binding ",
+    "[SEP]",
     "  ",
     "x" * 101,
 ]

@@ -11,7 +11,8 @@ normalizer maps ASCII characters only by lowercasing, so:
   is exact because no normalization step crosses an ASCII space or symbol (they are Unicode
   starters, and accents, lowercasing and CJK spacing act within the word).
 Texts with ASCII control characters (which the normalizer deletes, joining their
-neighbours) are not for this path. Split words are remembered between calls.
+neighbours) or with an added token's text (``[SEP]``: matched in the raw text before anything
+else) are not for this path. Split words are remembered between calls.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class FastWordPiece:
         lowercase: bool = True,
         prefix: str = "##",
         max_chars: int = 100,
+        added: tuple[str, ...] = (),
     ) -> None:
+        self._added = tuple(added)
         self._vocab = dict(vocab)
         self._unk = (unk_id,)
         self._full = full
@@ -72,12 +75,16 @@ class FastWordPiece:
             lowercase=bool(normalizer.get("lowercase", True)),
             prefix=model.get("continuing_subword_prefix", "##"),
             max_chars=int(model.get("max_input_chars_per_word", 100)),
+            added=tuple(t["content"] for t in spec.get("added_tokens") or [] if t.get("content")),
         )
 
-    @staticmethod
-    def accepts(text: str) -> bool:
-        """Whether ``text`` may take this path (no ASCII control characters)."""
-        return ASCII_CONTROL.search(text) is None
+    def accepts(self, text: str) -> bool:
+        """Whether ``text`` may take this path: no ASCII control characters and no added
+        token's text in any case (``tokenizers`` matches added tokens before normalizing)."""
+        if ASCII_CONTROL.search(text) is not None:
+            return False
+        lowered = text.lower()
+        return not any(t in text or t.lower() in lowered for t in self._added)
 
     def ids(self, text: str, max_tokens: int | None = None) -> list[int]:
         """The ids of ``text``: all of them, or at least the first ``max_tokens`` (the last
@@ -90,7 +97,9 @@ class FastWordPiece:
         whole, split = self._whole if plain else {}, self._split
         for match in _PIECE.finditer(text):
             word = match.group()
-            pieces = whole.get(word) or split.get(word) or self._pieces(word, plain)
+            pieces = whole.get(word) or split.get(word)
+            if pieces is None:  # not seen (a word that normalizes to nothing is remembered as ())
+                pieces = self._pieces(word, plain)
             out.extend(pieces)
             if max_tokens is not None and len(out) >= max_tokens:
                 break
