@@ -20,12 +20,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from itertools import chain
 
 # One word (a run of anything but ASCII whitespace and ASCII symbols) or one ASCII symbol.
 _SYMBOLS = r"!-/:-@\[-`{-~"
 _PIECE = re.compile(rf"[^\s{_SYMBOLS}]+|[{_SYMBOLS}]", re.ASCII)
 # Characters the normalizer deletes (tab, newline and return are whitespace to it).
 ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Characters read per missing token before looking again: WordPiece averages 4-5 on English.
+CHARS_PER_TOKEN = 6
 # Split words remembered, at most; past that the memory is cleared and refilled.
 _MAX_REMEMBERED = 200_000
 
@@ -52,7 +55,19 @@ class FastWordPiece:
         self._prefix = prefix
         self._max_chars = max_chars
         self._whole = {w: (i,) for w, i in self._vocab.items() if not w.startswith(prefix)}
-        self._split: dict[str, tuple[int, ...]] = {}
+        self._longest = max((len(w) for w in self._vocab), default=0)  # no longer piece matches
+        # First characters of the added tokens, in both cases: a text without any skips the
+        # search for them.
+        self._added_starts = {c for t in self._added for c in (t[:1], t[:1].lower()) if c}
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the split words remembered so far (the vocabulary's whole words stay)."""
+        # Words of all-ASCII texts, lowercased (the vocabulary's whole words included), and
+        # words of other texts as written: the two never share a key's meaning.
+        self._known: dict[str, tuple[int, ...]] = dict(self._whole)
+        self._raw: dict[str, tuple[int, ...]] = {}
+        self._remembered = 0
 
     @classmethod
     def for_tokenizer(cls, serialized: str, full: Callable[[str], list[int]]):
@@ -83,40 +98,57 @@ class FastWordPiece:
         token's text in any case (``tokenizers`` matches added tokens before normalizing)."""
         if ASCII_CONTROL.search(text) is not None:
             return False
+        if not any(c in text for c in self._added_starts):
+            return True
         lowered = text.lower()
         return not any(t in text or t.lower() in lowered for t in self._added)
 
     def ids(self, text: str, max_tokens: int | None = None) -> list[int]:
-        """The ids of ``text``: all of them, or at least the first ``max_tokens`` (the last
-        word's pieces are kept whole)."""
+        """The ids of ``text``: all of them, or at least the first ``max_tokens``. The text is
+        read in spans that end at a space (no word is cut), continued while too short."""
         plain = text.isascii()
-        if plain and self._lowercase:
-            text = text.lower()
+        known = self._known if plain else self._raw
         out: list[int] = []
-        # In a text with other characters, words are looked up as written (not lowercased).
-        whole, split = self._whole if plain else {}, self._split
-        for match in _PIECE.finditer(text):
-            word = match.group()
-            pieces = whole.get(word) or split.get(word)
-            if pieces is None:  # not seen (a word that normalizes to nothing is remembered as ())
-                pieces = self._pieces(word, plain)
-            out.extend(pieces)
+        start = 0
+        while start < len(text):
+            stop = len(text)
+            if max_tokens is not None:
+                stop = text.find(" ", start + (max_tokens - len(out)) * CHARS_PER_TOKEN)
+                stop = len(text) if stop == -1 else stop
+            span = text[start:stop].lower() if plain and self._lowercase else text[start:stop]
+            words = _PIECE.findall(span)
+            # Dictionary lookups and the flattening run in C; only unseen words cost Python.
+            parts = list(map(known.get, words))
+            if None in parts:
+                k = parts.index(None)
+                while True:
+                    parts[k] = self._pieces(words[k], plain, known)
+                    try:
+                        k = parts.index(None, k + 1)
+                    except ValueError:
+                        break
+            out.extend(chain.from_iterable(parts))
             if max_tokens is not None and len(out) >= max_tokens:
                 break
+            start = stop
         return out
 
-    def _pieces(self, word: str, plain: bool) -> tuple[int, ...]:
-        if plain or word.isascii():
-            if self._lowercase and not plain:
-                lowered = word.lower()
-                pieces = self._whole.get(lowered) or self._greedy(lowered)
-            else:
-                pieces = self._greedy(word)
+    def _pieces(self, word: str, plain: bool, known: dict) -> tuple[int, ...]:
+        """The pieces of an unseen ``word``, remembered in ``known``."""
+        pieces = known.get(word)
+        if pieces is not None:  # seen earlier in the same span
+            return pieces
+        if plain:
+            pieces = self._greedy(word)
+        elif word.isascii():
+            lowered = word.lower() if self._lowercase else word
+            pieces = self._whole.get(lowered) or self._greedy(lowered)
         else:
             pieces = tuple(self._full(word))
-        if len(self._split) >= _MAX_REMEMBERED:
-            self._split.clear()
-        self._split[word] = pieces
+        if self._remembered >= _MAX_REMEMBERED:
+            self.forget()
+        self._remembered += 1
+        known[word] = pieces
         return pieces
 
     def _greedy(self, word: str) -> tuple[int, ...]:
@@ -126,7 +158,8 @@ class FastWordPiece:
             return self._unk
         found, start = [], 0
         while start < len(word):
-            for end in range(len(word), start, -1):
+            reach = self._longest - (len(self._prefix) if start else 0)
+            for end in range(min(len(word), start + reach), start, -1):
                 piece = word[start:end] if start == 0 else self._prefix + word[start:end]
                 token = self._vocab.get(piece)
                 if token is not None:
