@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -29,21 +28,13 @@ def shares(times: Counter) -> dict[str, float]:
 
 def onnxruntime_profile(model_dir: Path, precision: str, query: str, docs: list[str], window: int):
     """Share of onnxruntime kernel time per operator type, scoring the pairs once."""
-    import onnxruntime as ort
-
     from crossrank.runtime import OnnxReranker
-    from crossrank.runtime.backends import default_threads
+    from crossrank.runtime.backends import ort_session
     from crossrank.runtime.precision import MODEL_FILES
 
     r = OnnxReranker(model_dir, precision=precision, max_length=window)
-    options = ort.SessionOptions()
-    options.enable_profiling = True
-    options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / f"profile-{precision}")
-    options.intra_op_num_threads = default_threads()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(
-        str(model_dir / MODEL_FILES[precision]), options, providers=["CPUExecutionProvider"]
-    )
+    prefix = str(Path(tempfile.mkdtemp()) / f"profile-{precision}")
+    session = ort_session(model_dir / MODEL_FILES[precision], profile_prefix=prefix)
     r.backend.session = session
     r.score(query, docs)
     by_op: Counter = Counter()
@@ -55,26 +46,18 @@ def onnxruntime_profile(model_dir: Path, precision: str, query: str, docs: list[
 
 def openvino_profile(model_dir: Path, precision: str, query: str, docs: list[str], window: int):
     """Share of OpenVINO time per node type and per (node type, kernel), over every call that
-    scoring the pairs once makes: the backend is recompiled with performance counters on."""
-    import openvino as ov
-
+    scoring the pairs once makes, with the backend compiled with performance counters on."""
     from crossrank.runtime import OnnxReranker
+    from crossrank.runtime.backends import OpenVinoBackend
 
     r = OnnxReranker(model_dir, precision=precision, max_length=window)
-    backend = r.backend
-    config = {
-        key: backend.compiled.get_property(key)
-        for key in ("INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS")
-    }
-    model = ov.Core().read_model(str(model_dir / "model.onnx"))
-    if precision == "int8-ov":
-        from crossrank.runtime.openvino_int8 import DYNAMIC_GROUP, compress_matmul_weights
-
-        compress_matmul_weights(model)
-        config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = DYNAMIC_GROUP
-    config["PERF_COUNT"] = True
-    backend.compiled = ov.Core().compile_model(model, "CPU", config)
-    backend._outputs = [backend.compiled.output(name) for name in backend.outputs]
+    backend = OpenVinoBackend(
+        model_dir / "model.onnx",
+        outputs=r.backend.outputs,
+        weights="int8" if precision == "int8-ov" else "float",
+        extra_config={"PERF_COUNT": True},
+    )
+    r.backend = backend
     by_op: Counter = Counter()
     by_kernel: Counter = Counter()
     run = backend.run
@@ -87,7 +70,6 @@ def openvino_profile(model_dir: Path, precision: str, query: str, docs: list[str
             by_kernel[f"{p.node_type} [{p.exec_type}]"] += seconds
         return out
 
-    backend._local = threading.local()
     backend.run = counted
     r.score(query, docs)
     return {"by_operator": shares(by_op), "kernels": shares(by_kernel)}

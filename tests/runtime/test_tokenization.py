@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.runtime import wordpiece
+from crossrank.runtime import fast_wordpiece
 from crossrank.runtime.tokenization import HashingTokenizer, is_blank, pack_pairs, query_cap
 from crossrank.runtime.wordpiece import WordPieceTokenizer, clip_at_whitespace
 from tests.conftest import outputs_across_hash_seeds
@@ -156,8 +156,8 @@ def test_wordpiece_fast_paths_give_exactly_the_full_texts_tokens(minilm_dir, pai
     )
     # At two characters per token the first spans are short and read only as far as needed,
     # so a budget one token short would show.
-    for chars_per_token in (wordpiece.CHARS_PER_TOKEN, 2):
-        with patch.object(wordpiece, "CHARS_PER_TOKEN", chars_per_token):
+    for chars_per_token in (fast_wordpiece.CHARS_PER_TOKEN, 2):
+        with patch.object(fast_wordpiece, "CHARS_PER_TOKEN", chars_per_token):
             enc = tok.encode_pairs(queries, documents, max_length)
         assert enc.input_ids.tolist() == ref.input_ids.tolist()
         assert enc.token_type_ids.tolist() == ref.token_type_ids.tolist()

@@ -40,12 +40,16 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def ort_session(path: str | Path, threads: int | None = None):
+def ort_session(path: str | Path, threads: int | None = None, profile_prefix: str | None = None):
     """The one onnxruntime CPU session set-up of the project (reranker, bi-encoder, export
-    checks): all the cores this process may use, sequential execution, every graph fusion."""
+    checks): all the cores this process may use, sequential execution, every graph fusion.
+    ``profile_prefix``: record kernel times to that file prefix (benchmarks/op_profile.py)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -91,6 +95,7 @@ class OpenVinoBackend:
         threads: int | None = None,
         outputs: tuple[str, ...] = (OUTPUT,),
         weights: str = "float",
+        extra_config: dict | None = None,
     ) -> None:
         try:
             import openvino as ov
@@ -122,6 +127,7 @@ class OpenVinoBackend:
             "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": threads or default_threads(),
+            **(extra_config or {}),  # e.g. PERF_COUNT (benchmarks/op_profile.py)
         }
         model: object = str(path)
         if weights == "int8":

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from crossrank.runtime import fast_wordpiece
 from crossrank.runtime.fast_wordpiece import FastWordPiece
 from crossrank.runtime.tokenization import Encoded, check_texts, pack_pairs, query_cap
 
-# Characters read per token of budget before the exact fallback: English WordPiece averages
-# 4-5 characters per token, so 6 covers nearly every document in one pass.
-CHARS_PER_TOKEN = 6
 # Pre-tokenizers that split on every whitespace character, for which a cut there is exact.
 _WHITESPACE_SPLITTING = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
 
@@ -117,10 +115,11 @@ class WordPieceTokenizer:
 
     def _span_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
         """Token ids by the ``tokenizers`` pipeline, reading each text in spans."""
+        chars_per_token = fast_wordpiece.CHARS_PER_TOKEN  # the span length both paths read
         if not self._exact_clip:  # unknown pre-tokenizer: read a generous fixed span
-            limit = max_tokens * 2 * CHARS_PER_TOKEN
+            limit = max_tokens * 2 * chars_per_token
             return [e.ids for e in self._encode([t[:limit] for t in texts])]
-        ends = [span_end(t, 0, int(max_tokens * CHARS_PER_TOKEN)) for t in texts]
+        ends = [span_end(t, 0, int(max_tokens * chars_per_token)) for t in texts]
         ids = [e.ids for e in self._encode([t[:end] for t, end in zip(texts, ends, strict=True)])]
         # A span that gave too few tokens is continued from where it stopped, a whitespace, so
         # the continuation's tokens follow the span's exactly; nothing is read twice.
@@ -129,7 +128,7 @@ class WordPieceTokenizer:
             starts = [ends[i] for i in todo]
             for i, start in zip(todo, starts, strict=True):
                 missing = max_tokens - len(ids[i])
-                ends[i] = span_end(texts[i], start, int(missing * CHARS_PER_TOKEN) + 1)
+                ends[i] = span_end(texts[i], start, int(missing * chars_per_token) + 1)
             chunks = [texts[i][start : ends[i]] for i, start in zip(todo, starts, strict=True)]
             for i, e in zip(todo, self._encode(chunks), strict=True):
                 ids[i] = ids[i] + e.ids
