@@ -1,14 +1,14 @@
-"""The ``crossrank`` command: train, export, fuse, calibrate, eval, sweep, rerank, serve, demo."""
+"""The ``crossrank`` command: train, average, export, fuse, calibrate, eval, sweep, rerank, serve, demo."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from crossrank.cli import calibrate, demo, export, fuse, rerank, serve, sweep, train
+from crossrank.cli import average, calibrate, demo, export, fuse, rerank, serve, sweep, train
 from crossrank.cli import eval as eval_command
 
-COMMANDS = (train, export, fuse, calibrate, eval_command, sweep, rerank, serve, demo)
+COMMANDS = (train, average, export, fuse, calibrate, eval_command, sweep, rerank, serve, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
