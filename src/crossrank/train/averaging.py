@@ -90,12 +90,12 @@ def average_checkpoints(
             raise ValueError(
                 f"{path}: expected the encoder config of {paths[0]} ({encoder}), got {other}"
             )
-    state = average_state_dicts([c["state_dict"] for c in checkpoints], weights)
+    used = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    state = average_state_dicts([c["state_dict"] for c in checkpoints], used)
     sources = [
         {"checkpoint": str(p), "sha256": sha256_file(p), "global_step": c.get("global_step")}
         for p, c in zip(paths, checkpoints, strict=True)
     ]
-    used = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
     summary = {"sources": sources, "weights": used}
     result = {k: v for k, v in checkpoints[0].items() if k not in _RUN_STATE}
     result["state_dict"] = state
