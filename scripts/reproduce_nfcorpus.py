@@ -25,7 +25,7 @@ PRECISIONS = ("fp32", "int8")
 
 
 def machine() -> str:
-    """CPU model and core count, as this run saw them."""
+    """CPU model, core count and GPU, as this run saw them."""
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -34,7 +34,13 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores, no GPU"
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    except ImportError:
+        gpu = "no GPU"
+    return f"{model}, {os.cpu_count()} cores, {gpu}"
 
 
 def crossrank(*args: str) -> None:

@@ -72,6 +72,37 @@ def test_a_novel_query_gets_the_first_stages_order_and_a_typical_one_the_fusion(
     assert np.allclose(typical, Fusion(0.2, "bm25").apply(ce, fs))
 
 
+def test_a_calibration_set_of_two_collections_sets_the_scale_and_the_fit_queries_get_trusts():
+    train = ["vitamin d and bone health", "fish oil heart", "who wrote the iliad", "moon landing"]
+    nutrition_dev = ["vitamin d and bone health", "fish oil heart"]  # near-copies of train
+    trivia_dev = ["who painted the mona lisa", "when was the eiffel tower built"]  # looser
+    fit = ["vitamin d and bone health", "who sang the song yesterday"]
+    embedder = HashingEmbedder()
+    alone, _, alone_trust = fit_novelty(embedder, train, nutrition_dev, 50, 1, fit_queries=fit)
+    mixed, _, mixed_trust = fit_novelty(
+        embedder, train, nutrition_dev + trivia_dev, 50, 1, fit_queries=fit
+    )
+    assert len(alone.dev_novelty) == 2 and len(mixed.dev_novelty) == 4  # the scale's queries
+    assert alone_trust.shape == mixed_trust.shape == (2,)  # one trust per fit query
+    # A trivia question is novel next to nutrition's near-copies, typical next to trivia's dev.
+    assert list(alone_trust) == [1.0, 0.0] and list(mixed_trust) == [1.0, 1.0]
+
+
+def test_calibration_splits_must_be_dev_splits_other_than_the_references():
+    from crossrank.cli.fuse import calibration_splits, reference_splits
+
+    references = reference_splits(["a/nf:train", "a/wiki:train"], "a/nf", "dev")
+    assert calibration_splits(["a/nf:dev", "a/wiki:dev"], references) == [
+        ("a/nf", "dev"),
+        ("a/wiki", "dev"),
+    ]
+    for bad in ("a/wiki:test", "a/wiki:train"):
+        with pytest.raises(ValueError, match=f"neither test nor a reference, got {bad}"):
+            calibration_splits(["a/nf:dev", bad], references)
+    with pytest.raises(ValueError, match="expected --novelty-calibration DATA:SPLIT, got 'nf'"):
+        calibration_splits(["nf"], references)
+
+
 def test_guard_refuses_queries_embedded_by_another_bi_encoder():
     guard, reference, _ = fit_novelty(HashingEmbedder(), ["a b"], ["a c"])
     other = HashingEmbedder()

@@ -20,27 +20,56 @@ from crossrank.pipeline.novelty import REFERENCE_FILE, fit_novelty
 from crossrank.runtime.artifact import Manifest
 
 
-def reference_queries(entries: list[str], data: str, split: str) -> tuple[list[str], str]:
-    """(query texts, description) of the judged queries of each ``DATA:SPLIT`` (default: the
-    fit collection's train split)."""
-    from crossrank.data.beir import load_beir
-
+def named_splits(entries: list[str], flag: str) -> list[tuple[str, str]]:
+    """``(folder, split)`` of each ``DATA:SPLIT`` entry given to ``flag``."""
     named = []
-    for entry in entries or [f"{data}:train"]:
+    for entry in entries:
         path, sep, part = entry.rpartition(":")
         if not sep or not path:
-            raise ValueError(f"expected --novelty-reference DATA:SPLIT, got {entry!r}")
-        if Path(path).resolve() == Path(data).resolve() and part == split:
-            raise ValueError(
-                f"expected novelty reference queries other than the fit split {split!r}, got "
-                f"{entry!r} (each fit query would be its own neighbour)"
-            )
+            raise ValueError(f"expected {flag} DATA:SPLIT, got {entry!r}")
         named.append((path, part))
+    return named
+
+
+def judged_queries(named: list[tuple[str, str]]) -> tuple[list[str], str]:
+    """(texts of the judged queries of each split, description such as ``nfcorpus:dev``)."""
+    from crossrank.data.beir import load_beir
+
     texts: list[str] = []
     for path, part in named:
         dataset = load_beir(path, part)
         texts += [dataset.queries[q] for q in dataset.judged_queries()]
     return texts, " + ".join(f"{Path(path).name}:{part}" for path, part in named)
+
+
+def same_split(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    return Path(a[0]).resolve() == Path(b[0]).resolve() and a[1] == b[1]
+
+
+def reference_splits(entries: list[str], data: str, split: str) -> list[tuple[str, str]]:
+    """The splits the reranker was trained on (default: the fit collection's train split)."""
+    named = named_splits(entries or [f"{data}:train"], "--novelty-reference")
+    for entry in named:
+        if same_split(entry, (data, split)):
+            raise ValueError(
+                f"expected novelty reference queries other than the fit split {split!r}, got "
+                f"{entry[0]}:{entry[1]!r} (each fit query would be its own neighbour)"
+            )
+    return named
+
+
+def calibration_splits(
+    entries: list[str], references: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The dev splits whose novelties set the guard's scale: never a test or reference split."""
+    named = named_splits(entries, "--novelty-calibration")
+    for path, part in named:
+        if part == "test" or any(same_split((path, part), r) for r in references):
+            raise ValueError(
+                f"expected --novelty-calibration dev splits, neither test nor a reference, got "
+                f"{path}:{part}"
+            )
+    return named
 
 
 def fit_guard(args: argparse.Namespace, dev_queries: list[str]):
@@ -50,12 +79,18 @@ def fit_guard(args: argparse.Namespace, dev_queries: list[str]):
     from crossrank.pipeline.stages import require_bi_encoder
     from crossrank.retrieval.dense import OnnxEmbedder
 
+    references = reference_splits(args.novelty_reference, args.data, args.split)
+    calibration = calibration_splits(args.novelty_calibration, references)
     prepare_first_stage("dense", args.cache_dir)
     embedder = OnnxEmbedder(require_bi_encoder(args.cache_dir, "the novelty guard"))
-    reference, described = reference_queries(args.novelty_reference, args.data, args.split)
+    reference, described = judged_queries(references)
+    scale, scaled_by = dev_queries, f"{Path(args.data).name}:{args.split}"
+    if calibration:
+        scale, scaled_by = judged_queries(calibration)
     return fit_novelty(
-        embedder, reference, dev_queries, args.guard_percentile, args.novelty_k,
-        f"{described} (reference), {Path(args.data).name}:{args.split} (fit)",
+        embedder, reference, scale, args.guard_percentile, args.novelty_k,
+        f"{described} (reference), {scaled_by} (calibration)",
+        fit_queries=dev_queries if calibration else None,
     )  # fmt: skip
 
 
@@ -166,6 +201,14 @@ def add_parser(sub) -> None:
         metavar="DATA:SPLIT",
         help="the queries the reranker was trained on, for the novelty guard (repeatable; "
         "default: DATA:train)",
+    )
+    p.add_argument(
+        "--novelty-calibration",
+        action="append",
+        default=[],
+        metavar="DATA:SPLIT",
+        help="dev splits whose queries' novelties set the guard's scale (repeatable; default: "
+        "the fit split); for a reranker trained on several collections, name each one's dev",
     )
     p.add_argument(
         "--novelty-k",

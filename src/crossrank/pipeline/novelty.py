@@ -3,8 +3,9 @@
 A cross-encoder fine-tuned on one collection can rank worse than its first stage on another
 (RESULTS.md: NFCorpus-trained, zero-shot on SciFact and WikiQA). The guard reads a query's
 *novelty*, one minus its mean cosine similarity (bi-encoder embeddings) to its ``k`` nearest
-reference queries (the training split's), and compares it with the novelties of the split the
-fusion was fitted on (dev). A query more novel than all but ``percentile`` % of dev keeps a
+reference queries (the training split's), and compares it with the novelties of dev queries
+(the fit split's, or each training collection's dev split for a reranker trained on several:
+their novelties differ by collection). A query more novel than all but ``percentile`` % of dev keeps a
 share of the cross-encoder equal to the share of dev at least as novel, over ``percentile`` %:
 1 at dev's ``100 - percentile``-th percentile, falling to 0 beyond dev's most novel query, which
 leaves the first stage's order. Nothing is fitted on the collections it protects.
@@ -101,8 +102,11 @@ def fit_novelty(
     percentile: float = 10.0,
     k: int = 5,
     fitted_on: str = "",
+    fit_queries: Sequence[str] | None = None,
 ) -> tuple[NoveltyGuard, np.ndarray, np.ndarray]:
-    """(guard, reference embeddings as float16, each dev query's trust) for the given queries."""
+    """(guard, reference embeddings as float16, each fit query's trust): the guard's novelty
+    scale comes from ``dev_queries``; the trusts are those of ``fit_queries`` (default: the dev
+    queries), the queries the fusion weight is then fitted on."""
     if not reference_queries or not dev_queries:
         raise ValueError(
             f"expected reference and dev queries, got {len(reference_queries)} and "
@@ -114,7 +118,8 @@ def fit_novelty(
         tuple(sorted(float(v) for v in dev)), percentile, k, REFERENCE_FILE, embedder.sha256,
         fitted_on,
     )  # fmt: skip
-    return guard, reference, np.array([guard.trust(v) for v in dev])
+    fit = dev if fit_queries is None else novelty(embedder.embed(fit_queries), reference, k)
+    return guard, reference, np.array([guard.trust(v) for v in fit])
 
 
 class QueryTrust:
