@@ -55,6 +55,8 @@ GENERAL := checkpoints/minilm-general
 DATA := ../shared/data
 # The novelty guard's reference: the training queries of the BEIR sets it trained on.
 GENERAL_REFERENCE := --novelty-reference $(DATA)/nfcorpus:train --novelty-reference $(DATA)/wikiqa:train
+# ... and its novelty scale: the dev splits of those sets (one set's dev alone guards most of the other's).
+GENERAL_REFERENCE += --novelty-calibration $(DATA)/nfcorpus:dev --novelty-calibration $(DATA)/wikiqa:dev
 train-general: $(STAMP)
 	$(BIN)/crossrank train fit --config configs/minilm-general.yaml
 	$(BIN)/crossrank export --checkpoint $(GENERAL)/best.ckpt --output $(GENERAL)/onnx --int8
