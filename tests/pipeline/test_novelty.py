@@ -103,6 +103,15 @@ def test_calibration_splits_must_be_dev_splits_other_than_the_references():
         calibration_splits(["nf"], references)
 
 
+def test_fuse_refuses_a_test_calibration_split_before_scoring_anything(tmp_path, capsys):
+    from crossrank.cli.main import main
+
+    missing = tmp_path / "no-model-here"  # never read: the refusal comes first
+    args = ["fuse", "--model", str(missing), "--data", "d/nf", "--split", "dev"]
+    assert main([*args, "--novelty-calibration", "d/wiki:test"]) == 2
+    assert "neither test nor a reference, got d/wiki:test" in capsys.readouterr().err
+
+
 def test_guard_refuses_queries_embedded_by_another_bi_encoder():
     guard, reference, _ = fit_novelty(HashingEmbedder(), ["a b"], ["a c"])
     other = HashingEmbedder()

@@ -53,7 +53,7 @@ def reference_splits(entries: list[str], data: str, split: str) -> list[tuple[st
         if same_split(entry, (data, split)):
             raise ValueError(
                 f"expected novelty reference queries other than the fit split {split!r}, got "
-                f"{entry[0]}:{entry[1]!r} (each fit query would be its own neighbour)"
+                f"{entry[0]}:{entry[1]} (each fit query would be its own neighbour)"
             )
     return named
 
@@ -143,6 +143,10 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
 def run_fuse(args: argparse.Namespace) -> int:
     if args.split == "test":
         raise ValueError("expected a training or dev split for the fit, got 'test'")
+    # Refuse bad reference or calibration splits before the (long) scoring of the fit split.
+    calibration_splits(
+        args.novelty_calibration, reference_splits(args.novelty_reference, args.data, args.split)
+    )
     fusion, reference = fit_fusion(args)
     manifest = Manifest.load(args.model)
     if fusion.novelty is not None:
