@@ -143,10 +143,9 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
 def run_fuse(args: argparse.Namespace) -> int:
     if args.split == "test":
         raise ValueError("expected a training or dev split for the fit, got 'test'")
-    # Refuse bad reference or calibration splits before the (long) scoring of the fit split.
-    calibration_splits(
-        args.novelty_calibration, reference_splits(args.novelty_reference, args.data, args.split)
-    )
+    if args.guard_percentile > 0 and args.novelty_k > 0:  # refused before the long scoring
+        references = reference_splits(args.novelty_reference, args.data, args.split)
+        calibration_splits(args.novelty_calibration, references)
     fusion, reference = fit_fusion(args)
     manifest = Manifest.load(args.model)
     if fusion.novelty is not None:
