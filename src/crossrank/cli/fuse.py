@@ -72,15 +72,25 @@ def calibration_splits(
     return named
 
 
-def fit_guard(args: argparse.Namespace, dev_queries: list[str]):
-    """(novelty guard, reference embeddings, each dev query's trust), or Nones when off."""
+Splits = tuple[list[tuple[str, str]], list[tuple[str, str]]]
+
+
+def guard_splits(args: argparse.Namespace) -> Splits | None:
+    """(reference splits, calibration splits) of the novelty guard, checked; None when off."""
     if args.guard_percentile <= 0 or args.novelty_k <= 0:
+        return None
+    references = reference_splits(args.novelty_reference, args.data, args.split)
+    return references, calibration_splits(args.novelty_calibration, references)
+
+
+def fit_guard(args: argparse.Namespace, splits: Splits | None, dev_queries: list[str]):
+    """(novelty guard, reference embeddings, each dev query's trust), or Nones when off."""
+    if splits is None:
         return None, None, None
     from crossrank.pipeline.stages import require_bi_encoder
     from crossrank.retrieval.dense import OnnxEmbedder
 
-    references = reference_splits(args.novelty_reference, args.data, args.split)
-    calibration = calibration_splits(args.novelty_calibration, references)
+    references, calibration = splits
     prepare_first_stage("dense", args.cache_dir)
     embedder = OnnxEmbedder(require_bi_encoder(args.cache_dir, "the novelty guard"))
     reference, described = judged_queries(references)
@@ -98,8 +108,11 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
     """(fusion, novelty reference embeddings): the grid weight that maximises mean nDCG@10 of
     the fused top ``top_n`` on ``split``, with the guards fitted on the same split: the
     agreement floor at a low percentile of its agreements, and the novelty guard."""
+    splits = guard_splits(args)  # bad split names are refused before the long scoring
     dataset, results = score_split(args, args.split, "fusion fit")
-    guard, reference, query_trusts = fit_guard(args, [dataset.queries[r.qid] for r in results])
+    guard, reference, query_trusts = fit_guard(
+        args, splits, [dataset.queries[r.qid] for r in results]
+    )
 
     def metric(hits, judged):
         return lambda s: ndcg_at_k([hits[i].doc_id for i in np.argsort(-s, kind="stable")], judged)
@@ -143,9 +156,6 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
 def run_fuse(args: argparse.Namespace) -> int:
     if args.split == "test":
         raise ValueError("expected a training or dev split for the fit, got 'test'")
-    if args.guard_percentile > 0 and args.novelty_k > 0:  # refused before the long scoring
-        references = reference_splits(args.novelty_reference, args.data, args.split)
-        calibration_splits(args.novelty_calibration, references)
     fusion, reference = fit_fusion(args)
     manifest = Manifest.load(args.model)
     if fusion.novelty is not None:
