@@ -55,7 +55,7 @@ GENERAL := checkpoints/minilm-general
 DATA := ../shared/data
 # The novelty guard's reference: the training queries of the BEIR sets it trained on.
 GENERAL_REFERENCE := --novelty-reference $(DATA)/nfcorpus:train --novelty-reference $(DATA)/wikiqa:train
-# ... and its novelty scale: the dev splits of those sets (one set's dev alone guards most of the other's).
+# ... and each set's novelty scale: its dev split (SciFact has none: leave-one-out over its train split).
 GENERAL_REFERENCE += --novelty-calibration $(DATA)/nfcorpus:dev --novelty-calibration $(DATA)/wikiqa:dev
 train-general: $(STAMP)
 	$(BIN)/crossrank train fit --config configs/minilm-general.yaml

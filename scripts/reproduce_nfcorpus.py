@@ -54,7 +54,7 @@ def train(data: str, config: Path, out: Path) -> dict:
     crossrank("train", "fit", "--config", str(config), "--data.data", data)
     with open(out / "margins.csv") as f:
         steps = max(int(row["step"]) for row in csv.DictReader(f))
-    return {"wall_s": time.time() - started, "steps": steps}
+    return {"wall_s": time.time() - started, "steps": steps, "machine": machine()}
 
 
 def evaluate(data: str, artifact: Path, out: Path) -> None:
@@ -124,9 +124,11 @@ def summarize(out: Path, training: dict, started: float) -> dict:
         **{f"pipeline_{p}": reports[f"pipeline-{p}"]["reranked"]["ndcg@10"] for p in PRECISIONS},
     }
     fusion = json.loads((out / "onnx" / "crossrank.json").read_text())["fusion"]
+    here = machine()
+    trained_on = training.get("machine", here)  # a run trained elsewhere (a GPU) says where
     return {
-        "command": "make reproduce-nfcorpus",
-        "machine": machine(),
+        "command": " ".join(["python", "scripts/reproduce_nfcorpus.py", *sys.argv[1:]]),
+        "machine": here if trained_on == here else f"trained on {trained_on}; evaluated on {here}",
         "training": training,
         "fusion": fusion,
         "pipeline_top_n": reports["pipeline-int8"]["top_n"],
@@ -170,7 +172,7 @@ def main() -> int:
     print("dev sweep, cross-encoder alone by N:", results["dev_sweep_cross_encoder_alone"])
     print(
         "RESULTS.md row:\n"
-        f"| {time.strftime('%Y-%m-%d')} | `make reproduce-nfcorpus` | {results['machine']} | "
+        f"| {time.strftime('%Y-%m-%d')} | `{results['command']}` | {results['machine']} | "
         f"{training['wall_s'] / 60:.1f} min, {training['steps']} steps | {nd['bm25']:.4f} | "
         f"{nd['hybrid']:.4f} | {nd['cross_encoder_fp32']:.4f} / {nd['cross_encoder_int8']:.4f} | "
         f"{nd['cross_encoder_bm25_fp32']:.4f} / {nd['cross_encoder_bm25_int8']:.4f} | "

@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossrank.pipeline.fusion import Fusion, fit_weight
-from crossrank.pipeline.novelty import NoveltyGuard, QueryTrust, fit_novelty, novelty
+from crossrank.pipeline.novelty import (
+    Collection,
+    NoveltyGuard,
+    NoveltyScale,
+    QueryTrust,
+    fit_novelty,
+    leave_one_out_novelty,
+    novelty,
+)
 
 
 class HashingEmbedder:
@@ -42,20 +50,21 @@ DEV = st.lists(st.floats(0.0, 1.0), min_size=1, max_size=60)
 @settings(max_examples=200, deadline=None)
 @given(dev=DEV, a=st.floats(0.0, 1.5), b=st.floats(0.0, 1.5), pct=st.floats(1.0, 50.0))
 def test_trust_never_rises_with_novelty_and_is_full_for_typical_dev_queries(dev, a, b, pct):
-    guard = NoveltyGuard(tuple(sorted(dev)), pct)
+    guard = NoveltyGuard((NoveltyScale(tuple(sorted(dev))),), pct)
     lo, hi = min(a, b), max(a, b)
-    assert 0.0 <= guard.trust(hi) <= guard.trust(lo) <= 1.0
-    assert guard.trust(min(dev)) == 1.0  # no dev query is more typical than the most typical
+    assert 0.0 <= guard.trust([hi]) <= guard.trust([lo]) <= 1.0
+    assert guard.trust([min(dev)]) == 1.0  # no dev query is more typical than the most typical
     if hi > max(dev):
-        assert guard.trust(hi) == 0.0  # beyond every dev query: the first stage's order
+        assert guard.trust([hi]) == 0.0  # beyond every dev query: the first stage's order
     typical = float(np.quantile(dev, 1 - pct / 100, method="lower"))
-    assert guard.trust(typical) == 1.0
+    assert guard.trust([typical]) == 1.0
 
 
 def test_a_novel_query_gets_the_first_stages_order_and_a_typical_one_the_fusion():
     train = ["vitamin d and bone health", "omega 3 fish oil heart", "fiber and colon cancer"]
     dev = ["vitamin d bone fractures", "fish oil and heart attacks", "dietary fiber colon"]
-    guard, reference, dev_trust = fit_novelty(HashingEmbedder(), train, dev, percentile=10, k=1)
+    collection = [Collection("nutrition", train, dev)]
+    guard, reference, dev_trust = fit_novelty(HashingEmbedder(), collection, dev, 10, k=1)
     assert reference.dtype == np.float16 and reference.shape == (3, 64)
     assert dev_trust.max() == 1.0
     fusion = Fusion(0.2, "bm25", novelty=guard)
@@ -68,28 +77,70 @@ def test_a_novel_query_gets_the_first_stages_order_and_a_typical_one_the_fusion(
     bound = replace(fusion, query_trust=QueryTrust(guard, reference, HashingEmbedder()))
     novel = bound.apply(ce, fs, "who won the 1998 world cup final")
     assert list(np.argsort(-novel, kind="stable")) == [0, 1, 2, 3, 4]
-    typical = bound.apply(ce, fs, "vitamin d and bone health")
+    typical = bound.apply(ce, fs, "omega 3 fish oil heart")  # a training query, not the first
     assert np.allclose(typical, Fusion(0.2, "bm25").apply(ce, fs))
 
 
-def test_a_calibration_set_of_two_collections_sets_the_scale_and_the_fit_queries_get_trusts():
-    train = ["vitamin d and bone health", "fish oil heart", "who wrote the iliad", "moon landing"]
-    nutrition_dev = ["vitamin d and bone health", "fish oil heart"]  # near-copies of train
+def test_a_query_keeps_the_trust_of_the_collection_it_is_most_typical_of():
+    nutrition = ["vitamin d and bone health", "fish oil heart", "fiber and colon cancer"]
+    nutrition_dev = ["vitamin d and bone health", "fish oil heart"]  # near-copies: a tight scale
+    trivia = ["who wrote the iliad", "when did the moon landing happen", "who built rome"]
     trivia_dev = ["who painted the mona lisa", "when was the eiffel tower built"]  # looser
-    fit = ["vitamin d and bone health", "who sang the song yesterday"]
+    fit = ["vitamin d and bone health", "who painted the sistine chapel", "renormalisation flow"]
     embedder = HashingEmbedder()
-    alone, _, alone_trust = fit_novelty(embedder, train, nutrition_dev, 50, 1, fit_queries=fit)
-    mixed, _, mixed_trust = fit_novelty(
-        embedder, train, nutrition_dev + trivia_dev, 50, 1, fit_queries=fit
+    both = [
+        Collection("nutrition", nutrition, nutrition_dev),
+        Collection("trivia", trivia, trivia_dev),
+    ]
+    guard, reference, trusts = fit_novelty(embedder, both, fit, 50, 1)
+    assert [s.rows for s in guard.scales] == [3, 3] and reference.shape == (6, 64)
+    # The trivia question is as loose as trivia's dev: full trust, though far looser than
+    # nutrition's scale; the off-topic query is typical of neither.
+    assert list(trusts) == [1.0, 1.0, 0.0]
+    # One pooled scale (the guard before scales) leaves the trivia question no trust at all.
+    pooled = [Collection("pooled", nutrition + trivia, nutrition_dev + trivia_dev)]
+    assert fit_novelty(embedder, pooled, fit, 50, 1)[2][1] < 1.0
+    bound = QueryTrust(guard, reference, embedder)
+    assert [bound(q) for q in fit] == list(trusts)  # serving reads what the fit read
+    with pytest.raises(ValueError, match=r"expected a reference of 6 rows .* got 5"):
+        QueryTrust(guard, reference[:5], embedder)
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(2, 9), k=st.integers(1, 4), chunk=st.integers(1, 5), seed=st.integers(0, 99))
+def test_leave_one_out_novelty_is_each_row_against_the_others(n, k, chunk, seed):
+    rows = np.random.default_rng(seed).normal(size=(n, 8)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    expected = [novelty(rows[i], np.delete(rows, i, axis=0), k)[0] for i in range(n)]
+    assert np.allclose(leave_one_out_novelty(rows, k, chunk), expected, atol=1e-6)
+
+
+def test_guard_collections_pair_each_reference_with_its_calibration():
+    from argparse import Namespace
+
+    from crossrank.cli.novelty_guard import guard_collections
+
+    refs = ["d/nf:train", "d/wiki:train", "d/sci:train"]
+    args = Namespace(guard_percentile=10.0, novelty_k=5, data="d/nf", split="dev")
+    args.novelty_reference, args.novelty_calibration = refs, ["d/wiki:dev"]
+    nf, wiki, sci = guard_collections(args)
+    assert (nf.name, nf.references, nf.calibration) == (
+        "nf",
+        [("d/nf", "train")],
+        [("d/nf", "dev")],
     )
-    assert len(alone.dev_novelty) == 2 and len(mixed.dev_novelty) == 4  # the scale's queries
-    assert alone_trust.shape == mixed_trust.shape == (2,)  # one trust per fit query
-    # A trivia question is novel next to nutrition's near-copies, typical next to trivia's dev.
-    assert list(alone_trust) == [1.0, 0.0] and list(mixed_trust) == [1.0, 1.0]
+    assert wiki.calibration == [("d/wiki", "dev")] and sci.calibration == []  # leave-one-out
+    args.novelty_calibration = ["d/other:dev"]
+    with pytest.raises(ValueError, match=r"collections \(nf, wiki, sci\), got d/other:dev"):
+        guard_collections(args)
+    args.novelty_reference = ["d/nf:train"]  # one collection: its calibration may live elsewhere
+    assert guard_collections(args)[0].calibration == [("d/other", "dev")]
+    args.guard_percentile = 0
+    assert guard_collections(args) is None
 
 
 def test_calibration_splits_must_be_dev_splits_other_than_the_references():
-    from crossrank.cli.fuse import calibration_splits, reference_splits
+    from crossrank.cli.novelty_guard import calibration_splits, reference_splits
 
     references = reference_splits(["a/nf:train", "a/wiki:train"], "a/nf", "dev")
     assert calibration_splits(["a/nf:dev", "a/wiki:dev"], references) == [
@@ -113,7 +164,7 @@ def test_fuse_refuses_a_test_calibration_split_before_scoring_anything(tmp_path,
 
 
 def test_guard_refuses_queries_embedded_by_another_bi_encoder():
-    guard, reference, _ = fit_novelty(HashingEmbedder(), ["a b"], ["a c"])
+    guard, reference, _ = fit_novelty(HashingEmbedder(), [Collection("a", ["a b"], ["a c"])], ["x"])
     other = HashingEmbedder()
     other.sha256 = "another"
     with pytest.raises(ValueError, match="expected the bi-encoder hashing-64"):
@@ -121,11 +172,17 @@ def test_guard_refuses_queries_embedded_by_another_bi_encoder():
 
 
 def test_novelty_guard_round_trips_through_the_manifest_entry():
-    guard = NoveltyGuard((0.1, 0.2, 0.4), 10.0, 5, bi_encoder_sha256="x", fitted_on="a:train")
+    scales = (NoveltyScale((0.1, 0.2, 0.4), 3, "a"), NoveltyScale((0.3,), 2, "b"))
+    guard = NoveltyGuard(scales, 10.0, 5, bi_encoder_sha256="x", fitted_on="a:train")
     fusion = Fusion(0.3, "bm25", fitted_on="x:dev", agreement_floor=0.2, novelty=guard)
     assert Fusion.from_dict(fusion.to_dict()) == fusion
-    with pytest.raises(ValueError, match="expected a novelty guard with a 'dev_novelty' list"):
+    with pytest.raises(ValueError, match="expected a novelty guard with 'scales'"):
         Fusion.from_dict({**fusion.to_dict(), "novelty": {"k": 5}})
+    # A guard written before scales: one list over all its reference rows.
+    old = {"dev_novelty": [0.4, 0.1], "percentile": 10.0, "k": 5, "reference": "r.npy"}
+    assert NoveltyGuard.from_dict(old).scales == (NoveltyScale((0.1, 0.4)),)
+    with pytest.raises(ValueError, match="expected each of several novelty scales to name"):
+        NoveltyGuard((NoveltyScale((0.1,)), NoveltyScale((0.2,))))
 
 
 def test_fit_weight_uses_the_query_trusts():

@@ -12,106 +12,23 @@ from pathlib import Path
 
 import numpy as np
 
-from crossrank.cli.common import add_fit_options, prepare_first_stage, score_split
+from crossrank.cli.common import add_fit_options, score_split
+from crossrank.cli.novelty_guard import fit_guard, guard_collections
 from crossrank.eval.metrics import mean, ndcg_at_k
 from crossrank.io import atomic_file
 from crossrank.pipeline.fusion import Fusion, fit_weight, fusion_entries, rank_agreement
-from crossrank.pipeline.novelty import REFERENCE_FILE, fit_novelty
+from crossrank.pipeline.novelty import REFERENCE_FILE
 from crossrank.runtime.artifact import Manifest
-
-
-def named_splits(entries: list[str], flag: str) -> list[tuple[str, str]]:
-    """``(folder, split)`` of each ``DATA:SPLIT`` entry given to ``flag``."""
-    named = []
-    for entry in entries:
-        path, sep, part = entry.rpartition(":")
-        if not sep or not path:
-            raise ValueError(f"expected {flag} DATA:SPLIT, got {entry!r}")
-        named.append((path, part))
-    return named
-
-
-def judged_queries(named: list[tuple[str, str]]) -> tuple[list[str], str]:
-    """(texts of the judged queries of each split, description such as ``nfcorpus:dev``)."""
-    from crossrank.data.beir import load_beir
-
-    texts: list[str] = []
-    for path, part in named:
-        dataset = load_beir(path, part)
-        texts += [dataset.queries[q] for q in dataset.judged_queries()]
-    return texts, " + ".join(f"{Path(path).name}:{part}" for path, part in named)
-
-
-def same_split(a: tuple[str, str], b: tuple[str, str]) -> bool:
-    return Path(a[0]).resolve() == Path(b[0]).resolve() and a[1] == b[1]
-
-
-def reference_splits(entries: list[str], data: str, split: str) -> list[tuple[str, str]]:
-    """The splits the reranker was trained on (default: the fit collection's train split)."""
-    named = named_splits(entries or [f"{data}:train"], "--novelty-reference")
-    for entry in named:
-        if same_split(entry, (data, split)):
-            raise ValueError(
-                f"expected novelty reference queries other than the fit split {split!r}, got "
-                f"{entry[0]}:{entry[1]} (each fit query would be its own neighbour)"
-            )
-    return named
-
-
-def calibration_splits(
-    entries: list[str], references: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """The dev splits whose novelties set the guard's scale: never a test or reference split."""
-    named = named_splits(entries, "--novelty-calibration")
-    for path, part in named:
-        if part == "test" or any(same_split((path, part), r) for r in references):
-            raise ValueError(
-                f"expected --novelty-calibration dev splits, neither test nor a reference, got "
-                f"{path}:{part}"
-            )
-    return named
-
-
-Splits = tuple[list[tuple[str, str]], list[tuple[str, str]]]
-
-
-def guard_splits(args: argparse.Namespace) -> Splits | None:
-    """(reference splits, calibration splits) of the novelty guard, checked; None when off."""
-    if args.guard_percentile <= 0 or args.novelty_k <= 0:
-        return None
-    references = reference_splits(args.novelty_reference, args.data, args.split)
-    return references, calibration_splits(args.novelty_calibration, references)
-
-
-def fit_guard(args: argparse.Namespace, splits: Splits | None, dev_queries: list[str]):
-    """(novelty guard, reference embeddings, each dev query's trust), or Nones when off."""
-    if splits is None:
-        return None, None, None
-    from crossrank.pipeline.stages import require_bi_encoder
-    from crossrank.retrieval.dense import OnnxEmbedder
-
-    references, calibration = splits
-    prepare_first_stage("dense", args.cache_dir)
-    embedder = OnnxEmbedder(require_bi_encoder(args.cache_dir, "the novelty guard"))
-    reference, described = judged_queries(references)
-    scale, scaled_by = dev_queries, f"{Path(args.data).name}:{args.split}"
-    if calibration:
-        scale, scaled_by = judged_queries(calibration)
-    return fit_novelty(
-        embedder, reference, scale, args.guard_percentile, args.novelty_k,
-        f"{described} (reference), {scaled_by} (calibration)",
-        fit_queries=dev_queries if calibration else None,
-    )  # fmt: skip
 
 
 def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
     """(fusion, novelty reference embeddings): the grid weight that maximises mean nDCG@10 of
     the fused top ``top_n`` on ``split``, with the guards fitted on the same split: the
     agreement floor at a low percentile of its agreements, and the novelty guard."""
-    splits = guard_splits(args)  # bad split names are refused before the long scoring
+    collections = guard_collections(args)  # bad split names are refused before the scoring
     dataset, results = score_split(args, args.split, "fusion fit")
     guard, reference, query_trusts = fit_guard(
-        args, splits, [dataset.queries[r.qid] for r in results]
+        args, collections, [dataset.queries[r.qid] for r in results]
     )
 
     def metric(hits, judged):

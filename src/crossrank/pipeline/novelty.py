@@ -3,20 +3,23 @@
 A cross-encoder fine-tuned on one collection can rank worse than its first stage on another
 (RESULTS.md: NFCorpus-trained, zero-shot on SciFact and WikiQA). The guard reads a query's
 *novelty*, one minus its mean cosine similarity (bi-encoder embeddings) to its ``k`` nearest
-reference queries (the training split's), and compares it with the novelties of dev queries
-(the fit split's, or each training collection's dev split for a reranker trained on several:
-their novelties differ by collection). A query more novel than all but ``percentile`` % of dev keeps a
-share of the cross-encoder equal to the share of dev at least as novel, over ``percentile`` %:
-1 at dev's ``100 - percentile``-th percentile, falling to 0 beyond dev's most novel query, which
-leaves the first stage's order. Nothing is fitted on the collections it protects.
+reference queries (a collection's training queries), and compares it with the novelties of that
+collection's dev queries (its *scale*). A query more novel than all but ``percentile`` % of dev
+keeps a share of the cross-encoder equal to the share of dev at least as novel, over
+``percentile`` %: 1 at dev's ``100 - percentile``-th percentile, falling to 0 beyond dev's most
+novel query, which leaves the first stage's order. A reranker trained on several collections has
+one scale each (their novelties differ: Wikipedia questions lie further apart than nutrition
+topics), and a query keeps the trust of the collection it is most typical of. Nothing is fitted
+on the collections it protects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -45,32 +48,100 @@ def novelty(queries: np.ndarray, reference: np.ndarray, k: int = 5) -> np.ndarra
     return 1.0 - top.mean(axis=1).astype(np.float64)
 
 
+def leave_one_out_novelty(reference: np.ndarray, k: int = 5, chunk: int = 2048) -> np.ndarray:
+    """Each reference row's novelty against the other rows: the scale of a collection named
+    without dev queries (a near-duplicate in training makes its novelty low: a stricter guard)."""
+    reference = np.asarray(reference, dtype=np.float32)
+    if reference.ndim != 2 or len(reference) < 2:
+        raise ValueError(
+            f"expected at least 2 reference embeddings for a leave-one-out scale, got "
+            f"{reference.shape}"
+        )
+    k = min(k, len(reference) - 1)
+    out = np.empty(len(reference))
+    for start in range(0, len(reference), chunk):  # an n x n similarity matrix may not fit
+        sims = reference[start : start + chunk] @ reference.T
+        rows = np.arange(len(sims))
+        sims[rows, start + rows] = -np.inf
+        out[start : start + len(sims)] = 1.0 - (-np.partition(-sims, k - 1, axis=1)[:, :k]).mean(1)
+    return out
+
+
 @dataclass(frozen=True)
-class NoveltyGuard:
-    """The fitted guard: dev's novelties (sorted), the percentile, and where the reference is."""
+class NoveltyScale:
+    """One training collection's part of the guard: how many consecutive reference rows are its
+    queries (None: all of them) and its dev queries' novelties against them, sorted."""
 
     dev_novelty: tuple[float, ...]
+    rows: int | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.dev_novelty:
+            raise ValueError(
+                f"expected the novelties of at least one dev query, got none ({self.name})"
+            )
+        if self.rows is not None and self.rows < 1:
+            raise ValueError(
+                f"expected at least one reference row for {self.name!r}, got {self.rows}"
+            )
+
+    def trust(self, value: float, percentile: float) -> float:
+        """The cross-encoder's share for a query of novelty ``value`` on this scale, in [0, 1]."""
+        dev = np.asarray(self.dev_novelty)
+        at_least = (len(dev) - np.searchsorted(dev, value, side="left")) / len(dev)
+        return float(min(1.0, at_least / (percentile / 100.0)))
+
+
+@dataclass(frozen=True)
+class NoveltyGuard:
+    """The fitted guard: one scale per training collection, the percentile, and where the
+    reference is. A query keeps the trust of the collection it is most typical of."""
+
+    scales: tuple[NoveltyScale, ...]
     percentile: float = 10.0
     k: int = 5
     reference: str = REFERENCE_FILE  # the reference embeddings, beside the manifest
     bi_encoder_sha256: str = ""  # the bi-encoder that embedded them (and must embed queries)
-    fitted_on: str = ""  # e.g. "nfcorpus:train (reference), nfcorpus:dev"
+    fitted_on: str = ""  # e.g. "nfcorpus:train (reference), nfcorpus:dev (calibration)"
 
     def __post_init__(self) -> None:
-        if not self.dev_novelty:
-            raise ValueError("expected the novelties of at least one dev query, got none")
+        if not self.scales:
+            raise ValueError("expected at least one novelty scale, got none")
+        if len(self.scales) > 1 and any(s.rows is None for s in self.scales):
+            raise ValueError("expected each of several novelty scales to name its reference rows")
         if not 0 < self.percentile < 100:
             raise ValueError(f"expected a guard percentile in (0, 100), got {self.percentile}")
 
-    def trust(self, value: float) -> float:
-        """The cross-encoder's share for a query of novelty ``value``, in [0, 1]."""
-        dev = np.asarray(self.dev_novelty)
-        at_least = (len(dev) - np.searchsorted(dev, value, side="left")) / len(dev)
-        return float(min(1.0, at_least / (self.percentile / 100.0)))
+    def slices(self, rows: int) -> list[slice]:
+        """Each scale's rows of a reference of ``rows`` rows."""
+        if self.scales[0].rows is None:
+            return [slice(0, rows)]
+        bounds = np.cumsum([0, *(s.rows for s in self.scales)])
+        if bounds[-1] != rows:
+            raise ValueError(
+                f"expected a reference of {bounds[-1]} rows for the novelty scales "
+                f"({', '.join(s.name for s in self.scales)}), got {rows}"
+            )
+        return [slice(int(a), int(b)) for a, b in pairwise(bounds)]
+
+    def novelties(self, queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """(queries, scales): each query's novelty against each collection's reference rows."""
+        parts = [novelty(queries, reference[s], self.k) for s in self.slices(len(reference))]
+        return np.stack(parts, axis=1)
+
+    def trust(self, novelties: Sequence[float]) -> float:
+        """The cross-encoder's share for a query of these novelties (one per scale), in [0, 1]."""
+        if len(novelties) != len(self.scales):
+            raise ValueError(f"expected {len(self.scales)} novelties, got {len(novelties)}")
+        return max(s.trust(v, self.percentile) for s, v in zip(self.scales, novelties, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dev_novelty": list(self.dev_novelty),
+            "scales": [
+                {"name": s.name, "rows": s.rows, "dev_novelty": list(s.dev_novelty)}
+                for s in self.scales
+            ],
             "percentile": self.percentile,
             "k": self.k,
             "reference": self.reference,
@@ -81,8 +152,18 @@ class NoveltyGuard:
     @classmethod
     def from_dict(cls, raw: Any) -> NoveltyGuard:
         try:
+            # A guard written before scales held one 'dev_novelty' list over all its rows.
+            listed = raw["scales"] if "scales" in raw else [{"dev_novelty": raw["dev_novelty"]}]
+            scales = tuple(
+                NoveltyScale(
+                    tuple(sorted(float(v) for v in s["dev_novelty"])),
+                    None if s.get("rows") is None else int(s["rows"]),
+                    str(s.get("name", "")),
+                )
+                for s in listed
+            )
             return cls(
-                tuple(sorted(float(v) for v in raw["dev_novelty"])),
+                scales,
                 float(raw.get("percentile", 10.0)),
                 int(raw.get("k", 5)),
                 str(raw.get("reference", REFERENCE_FILE)),
@@ -91,35 +172,58 @@ class NoveltyGuard:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ValueError(
-                f"expected a novelty guard with a 'dev_novelty' list, got {raw!r} ({err})"
+                f"expected a novelty guard with 'scales' of 'dev_novelty' lists, got {raw!r} "
+                f"({err})"
             ) from None
+
+
+class Collection(NamedTuple):
+    """A training collection for :func:`fit_novelty`: its training queries and the dev queries
+    that calibrate its scale (None: each training query against the others)."""
+
+    name: str
+    reference: Sequence[str]
+    calibration: Sequence[str] | None = None
 
 
 def fit_novelty(
     embedder: Embedder,
-    reference_queries: Sequence[str],
-    dev_queries: Sequence[str],
+    collections: Sequence[Collection],
+    fit_queries: Sequence[str],
     percentile: float = 10.0,
     k: int = 5,
     fitted_on: str = "",
-    fit_queries: Sequence[str] | None = None,
 ) -> tuple[NoveltyGuard, np.ndarray, np.ndarray]:
-    """(guard, reference embeddings as float16, each fit query's trust): the guard's novelty
-    scale comes from ``dev_queries``; the trusts are those of ``fit_queries`` (default: the dev
-    queries), the queries the fusion weight is then fitted on."""
-    if not reference_queries or not dev_queries:
+    """(guard, reference embeddings as float16, each fit query's trust): one scale per
+    collection; the trusts are those of ``fit_queries``, the queries the fusion weight is then
+    fitted on."""
+    if not collections or not fit_queries:
         raise ValueError(
-            f"expected reference and dev queries, got {len(reference_queries)} and "
-            f"{len(dev_queries)}"
+            f"expected training collections and fit queries, got {len(collections)} and "
+            f"{len(fit_queries)}"
         )
-    reference = embedder.embed(reference_queries).astype(np.float16)
-    dev = novelty(embedder.embed(dev_queries), reference, k)
+    parts, scales = [], []
+    for c in collections:
+        if not c.reference or (c.calibration is not None and not c.calibration):
+            raise ValueError(
+                f"expected reference and calibration queries for {c.name!r}, got "
+                f"{len(c.reference)} and {0 if c.calibration is None else len(c.calibration)}"
+            )
+        ref = embedder.embed(c.reference).astype(np.float16)
+        dev = (
+            leave_one_out_novelty(ref, k)
+            if c.calibration is None
+            else novelty(embedder.embed(c.calibration), ref, k)
+        )
+        rows = len(ref) if len(collections) > 1 else None
+        parts.append(ref)
+        scales.append(NoveltyScale(tuple(sorted(float(v) for v in dev)), rows, c.name))
+    reference = np.concatenate(parts)
     guard = NoveltyGuard(
-        tuple(sorted(float(v) for v in dev)), percentile, k, REFERENCE_FILE, embedder.sha256,
-        fitted_on,
+        tuple(scales), percentile, k, REFERENCE_FILE, embedder.sha256, fitted_on
     )  # fmt: skip
-    fit = dev if fit_queries is None else novelty(embedder.embed(fit_queries), reference, k)
-    return guard, reference, np.array([guard.trust(v) for v in fit])
+    fit = guard.novelties(embedder.embed(fit_queries), reference.astype(np.float32))
+    return guard, reference, np.array([guard.trust(row) for row in fit])
 
 
 class QueryTrust:
@@ -131,19 +235,21 @@ class QueryTrust:
                 f"expected the bi-encoder {guard.bi_encoder_sha256[:12]}… the novelty guard was "
                 f"fitted with, got {embedder.sha256[:12]}…; refit with crossrank fuse"
             )
+        guard.slices(len(reference))  # a reference that does not match the scales fails here
         self.guard, self.reference, self.embedder = guard, reference.astype(np.float32), embedder
-        self._last: tuple[str, float] | None = None  # a caller often asks twice for one query
+        self._last: tuple[str, np.ndarray] | None = None  # a caller often asks twice for one query
 
-    def novelty(self, query: str) -> float:
+    def novelties(self, query: str) -> np.ndarray:
+        """The query's novelty against each training collection."""
         last = self._last
         if last is not None and last[0] == query:
             return last[1]
-        value = float(novelty(self.embedder.embed([query]), self.reference, self.guard.k)[0])
+        value = self.guard.novelties(self.embedder.embed([query]), self.reference)[0]
         self._last = (query, value)
         return value
 
     def __call__(self, query: str) -> float:
-        return self.guard.trust(self.novelty(query))
+        return self.guard.trust(self.novelties(query))
 
 
 def load_reference(directory: str | Path, guard: NoveltyGuard) -> np.ndarray:
