@@ -22,10 +22,9 @@ import numpy as np
 
 
 def queries(data: str, split: str) -> list[str]:
-    from crossrank.data.beir import load_beir
+    from crossrank.cli.novelty_guard import judged_queries
 
-    dataset = load_beir(data, split)
-    return [dataset.queries[q] for q in dataset.judged_queries()]
+    return judged_queries([(data, split)])  # the texts `crossrank fuse` reads
 
 
 def main() -> int:
