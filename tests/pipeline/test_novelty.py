@@ -15,11 +15,11 @@ from crossrank.pipeline.novelty import (
     Collection,
     NoveltyGuard,
     NoveltyScale,
-    QueryTrust,
     fit_novelty,
     leave_one_out_novelty,
     novelty,
 )
+from crossrank.pipeline.query_trust import QueryTrust
 
 
 class HashingEmbedder:

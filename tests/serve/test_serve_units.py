@@ -184,7 +184,7 @@ def test_engine_serves_repeats_from_the_cache():
 
 
 def test_batches_never_mix_groups_and_respect_the_budgets():
-    from crossrank.runtime.reranker import plan_batches
+    from crossrank.runtime.batching import plan_batches
 
     lengths = [103, 13, 1003, 103, 13, 1003]  # tokens per pair
     groups = [0, 0, 0, 1, 1, 1]

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -224,37 +223,3 @@ def fit_novelty(
     )  # fmt: skip
     fit = guard.novelties(embedder.embed(fit_queries), reference.astype(np.float32))
     return guard, reference, np.array([guard.trust(row) for row in fit])
-
-
-class QueryTrust:
-    """A fitted guard bound to its reference embeddings and the bi-encoder: query → trust."""
-
-    def __init__(self, guard: NoveltyGuard, reference: np.ndarray, embedder: Embedder) -> None:
-        if guard.bi_encoder_sha256 and embedder.sha256 != guard.bi_encoder_sha256:
-            raise ValueError(
-                f"expected the bi-encoder {guard.bi_encoder_sha256[:12]}… the novelty guard was "
-                f"fitted with, got {embedder.sha256[:12]}…; refit with crossrank fuse"
-            )
-        guard.slices(len(reference))  # a reference that does not match the scales fails here
-        self.guard, self.reference, self.embedder = guard, reference.astype(np.float32), embedder
-        self._last: tuple[str, np.ndarray] | None = None  # a caller often asks twice for one query
-
-    def novelties(self, query: str) -> np.ndarray:
-        """The query's novelty against each training collection."""
-        last = self._last
-        if last is not None and last[0] == query:
-            return last[1]
-        value = self.guard.novelties(self.embedder.embed([query]), self.reference)[0]
-        self._last = (query, value)
-        return value
-
-    def __call__(self, query: str) -> float:
-        return self.guard.trust(self.novelties(query))
-
-
-def load_reference(directory: str | Path, guard: NoveltyGuard) -> np.ndarray:
-    path = Path(directory) / guard.reference
-    reference = np.load(path, allow_pickle=False)
-    if reference.ndim != 2:
-        raise ValueError(f"{path}: expected a 2-d array of embeddings, got shape {reference.shape}")
-    return reference

@@ -76,7 +76,7 @@ def artifact_fusion(
     fusion = stored_fusion(inner.manifest.fusion, first_stage)
     if fusion is None or fusion.novelty is None:
         return fusion
-    from crossrank.pipeline.novelty import QueryTrust, load_reference
+    from crossrank.pipeline.query_trust import QueryTrust, load_reference
     from crossrank.retrieval.dense import OnnxEmbedder
 
     reference = load_reference(

@@ -11,6 +11,7 @@ import numpy as np
 
 from crossrank.runtime.artifact import ArtifactError, Manifest, artifact_sha256, verify_file
 from crossrank.runtime.backends import Backend, OnnxRuntimeBackend, OpenVinoBackend
+from crossrank.runtime.batching import plan_batches
 from crossrank.runtime.guards import warn_if_swapped
 from crossrank.runtime.precision import MODEL_FILES, Precision, resolve_precision
 from crossrank.runtime.tokenization import check_texts, pack_pairs, query_cap
@@ -44,41 +45,6 @@ def _candidate(c: Any, i: int) -> tuple[str, str]:
             f"{type(c).__name__} with text {type(text).__name__}"
         )
     return str(doc_id), text
-
-
-def plan_batches(
-    lengths: Sequence[int],
-    groups: Sequence[int] | None,
-    batch_size: int | None,
-    batch_tokens: int | None,
-    max_length: int,
-) -> list[np.ndarray]:
-    """Pair indices per inference call, sorted by (group, length in tokens). A call holds
-    pairs of one group and one length only, so nothing is padded and a pair's score is
-    bitwise the same whatever shares its call (kernels differ with the padded width, by
-    float rounding); it holds ``batch_size`` pairs or, without one, as many as fit
-    ``batch_tokens`` tokens. Long documents fill the window, so their calls fill too."""
-    groups = [0] * len(lengths) if groups is None else list(groups)
-    if len(groups) != len(lengths):
-        raise ValueError(f"expected one group per pair ({len(lengths)}), got {len(groups)}")
-    order = sorted(range(len(lengths)), key=lambda i: (groups[i], lengths[i]))
-    batches: list[list[int]] = []
-    for i in order:
-        tokens = min(max_length, lengths[i])
-        batch = batches[-1] if batches else None
-        fits = batch is not None and (groups[batch[0]], lengths[batch[0]]) == (
-            groups[i],
-            lengths[i],
-        )
-        if fits and batch_size is not None:
-            fits = len(batch) < batch_size
-        elif fits:
-            fits = (len(batch) + 1) * tokens <= (batch_tokens or 0)
-        if fits:
-            batch.append(i)
-        else:
-            batches.append([i])
-    return [np.asarray(b, dtype=np.int64) for b in batches]
 
 
 class OnnxReranker:

@@ -1,0 +1,44 @@
+"""``QueryTrust``: a fitted novelty guard at query time, bound to its reference embeddings and
+its bi-encoder (query → trust in [0, 1])."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from crossrank.pipeline.novelty import Embedder, NoveltyGuard
+
+
+class QueryTrust:
+    """A fitted guard bound to its reference embeddings and the bi-encoder: query → trust."""
+
+    def __init__(self, guard: NoveltyGuard, reference: np.ndarray, embedder: Embedder) -> None:
+        if guard.bi_encoder_sha256 and embedder.sha256 != guard.bi_encoder_sha256:
+            raise ValueError(
+                f"expected the bi-encoder {guard.bi_encoder_sha256[:12]}… the novelty guard was "
+                f"fitted with, got {embedder.sha256[:12]}…; refit with crossrank fuse"
+            )
+        guard.slices(len(reference))  # a reference that does not match the scales fails here
+        self.guard, self.reference, self.embedder = guard, reference.astype(np.float32), embedder
+        self._last: tuple[str, np.ndarray] | None = None  # a caller often asks twice for one query
+
+    def novelties(self, query: str) -> np.ndarray:
+        """The query's novelty against each training collection."""
+        last = self._last
+        if last is not None and last[0] == query:
+            return last[1]
+        value = self.guard.novelties(self.embedder.embed([query]), self.reference)[0]
+        self._last = (query, value)
+        return value
+
+    def __call__(self, query: str) -> float:
+        return self.guard.trust(self.novelties(query))
+
+
+def load_reference(directory: str | Path, guard: NoveltyGuard) -> np.ndarray:
+    path = Path(directory) / guard.reference
+    reference = np.load(path, allow_pickle=False)
+    if reference.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-d array of embeddings, got shape {reference.shape}")
+    return reference
