@@ -37,6 +37,7 @@ class QueryTrust:
 
 
 def load_reference(directory: str | Path, guard: NoveltyGuard) -> np.ndarray:
+    """The guard's reference embeddings (one row per training query) from its artifact."""
     path = Path(directory) / guard.reference
     reference = np.load(path, allow_pickle=False)
     if reference.ndim != 2:
