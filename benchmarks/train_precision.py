@@ -16,21 +16,19 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import yaml
 from common import machine, machine_line, output_path, print_table, write_json
 
+from crossrank.cli.invoke import crossrank as run_crossrank
+
 ROOT = Path(__file__).resolve().parents[1]
+crossrank = partial(run_crossrank, cwd=ROOT)
 PRECISIONS = {"bf16": "bf16-mixed", "fp32": "32-true"}
-
-
-def crossrank(*args: str) -> None:
-    print("$ crossrank", " ".join(args), flush=True)
-    subprocess.run([sys.executable, "-m", "crossrank.cli.main", *args], check=True, cwd=ROOT)
 
 
 def arm_config(base: dict, precision: str, steps: int, out: Path) -> dict:

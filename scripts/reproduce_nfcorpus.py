@@ -13,14 +13,16 @@ import csv
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
+from crossrank.cli.invoke import crossrank as run_crossrank
 from crossrank.io import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
+crossrank = partial(run_crossrank, cwd=ROOT)
 PRECISIONS = ("fp32", "int8")
 
 
@@ -41,12 +43,6 @@ def machine() -> str:
     except ImportError:
         gpu = "no GPU"
     return f"{model}, {os.cpu_count()} cores, {gpu}"
-
-
-def crossrank(*args: str) -> None:
-    cmd = [sys.executable, "-m", "crossrank.cli.main", *args]
-    print("$ crossrank", " ".join(args), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
 
 
 def train(data: str, config: Path, out: Path) -> dict:

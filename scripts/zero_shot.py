@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
+from functools import partial
 from pathlib import Path
 
+from crossrank.cli.invoke import crossrank as run_crossrank
 from crossrank.io import write_text_atomic
 from crossrank.runtime.hardware import cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def crossrank(*args: str) -> None:
-    print("$ crossrank", " ".join(args), flush=True)
-    subprocess.run([sys.executable, "-m", "crossrank.cli.main", *args], check=True, cwd=ROOT)
+crossrank = partial(run_crossrank, cwd=ROOT)
 
 
 def evaluate(
