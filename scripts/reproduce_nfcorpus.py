@@ -18,6 +18,8 @@ import time
 from functools import partial
 from pathlib import Path
 
+import yaml
+
 from crossrank.cli.invoke import crossrank as run_crossrank
 from crossrank.io import write_text_atomic
 
@@ -50,7 +52,14 @@ def train(data: str, config: Path, out: Path) -> dict:
     crossrank("train", "fit", "--config", str(config), "--data.data", data)
     with open(out / "margins.csv") as f:
         steps = max(int(row["step"]) for row in csv.DictReader(f))
-    return {"wall_s": time.time() - started, "steps": steps, "machine": machine()}
+    # The precision it trained in (bf16 falls back to fp32 on a CPU without bf16 instructions),
+    # from the config Lightning saved with this run's logs.
+    saved = max(out.rglob("config.yaml"), key=lambda f: f.stat().st_mtime)
+    precision = str(yaml.safe_load(saved.read_text())["trainer"]["precision"])
+    return {
+        "wall_s": time.time() - started, "steps": steps, "precision": precision,
+        "machine": machine(),
+    }  # fmt: skip
 
 
 def evaluate(data: str, artifact: Path, out: Path) -> None:
@@ -169,7 +178,8 @@ def main() -> int:
     print(
         "RESULTS.md row:\n"
         f"| {time.strftime('%Y-%m-%d')} | `{results['command']}` | {results['machine']} | "
-        f"{training['wall_s'] / 60:.1f} min, {training['steps']} steps | {nd['bm25']:.4f} | "
+        f"{training['wall_s'] / 60:.1f} min, {training['steps']} steps "
+        f"{training.get('precision', '')} | {nd['bm25']:.4f} | "
         f"{nd['hybrid']:.4f} | {nd['cross_encoder_fp32']:.4f} / {nd['cross_encoder_int8']:.4f} | "
         f"{nd['cross_encoder_bm25_fp32']:.4f} / {nd['cross_encoder_bm25_int8']:.4f} | "
         f"{nd['pipeline_fp32']:.4f} / {nd['pipeline_int8']:.4f} (N = {results['pipeline_top_n']}) |"
