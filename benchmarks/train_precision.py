@@ -25,6 +25,7 @@ import yaml
 from common import machine, machine_line, output_path, print_table, write_json
 
 from crossrank.cli.invoke import crossrank as run_crossrank
+from crossrank.runtime.hardware import cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
 crossrank = partial(run_crossrank, cwd=ROOT)
@@ -123,6 +124,11 @@ def main() -> int:
     arms = args.arms.split(",")
     if unknown := [a for a in arms if a not in PRECISIONS]:
         parser.error(f"--arms: expected some of {sorted(PRECISIONS)}, got {unknown}")
+    if "bf16" in arms and not cpu_info().native_bf16:
+        parser.error(
+            f"--arms bf16: expected a CPU with bf16 instructions (avx512_bf16, amx_bf16), got "
+            f"{cpu_info().name} without them, where crossrank train runs bf16 requests in fp32"
+        )
     base = yaml.safe_load(args.config.read_text())
     info = machine()
     warm_caches(base, args.data)
