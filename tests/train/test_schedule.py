@@ -44,3 +44,22 @@ def test_a_run_stopped_by_max_time_warms_up_and_ends_at_a_low_rate(tmp_path):
     assert cli.trainer.current_epoch < 10000 and len(rates) > 5
     assert max(rates) > 0.5 * base  # it warmed up to near the full rate
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] < 0.15 * base  # and decayed by the end
+
+
+@pytest.mark.slow
+def test_a_run_stopped_by_max_time_before_its_first_validation_still_writes_best(tmp_path):
+    """A slow CPU may not reach the first scheduled validation inside its time budget: the run
+    must validate when the budget stops it, so ``best.ckpt`` (what the recipes export) exists."""
+    import csv
+
+    from conftest import train_tiny
+
+    train_tiny(
+        tmp_path, "--trainer.max_epochs", "-1", "--trainer.max_steps", "100000",
+        "--trainer.check_val_every_n_epoch", "null", "--trainer.val_check_interval", "100000",
+        "--trainer.max_time", "00:00:00:08",
+    )  # fmt: skip
+    [metrics] = list(tmp_path.rglob("metrics.csv"))
+    validations = [r for r in csv.DictReader(metrics.open()) if r.get("val_ndcg@10")]
+    assert len(validations) == 1
+    assert (tmp_path / "best.ckpt").exists()
