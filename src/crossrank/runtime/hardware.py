@@ -32,7 +32,7 @@ class CpuInfo:
     @property
     def native_bf16(self) -> bool:
         """bf16 matrix products in hardware (AVX512-BF16 or AMX). Without them PyTorch's bf16
-        matmul takes a slow fallback: 75x slower than fp32 on an AVX2-only EPYC (RESULTS.md)."""
+        matmul takes a slow fallback: ~80x slower than fp32 on an AVX2-only EPYC (RESULTS.md)."""
         return bool(BF16_FLAGS & self.flags)
 
 
