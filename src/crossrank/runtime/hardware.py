@@ -1,8 +1,9 @@
 """What the CPU can do, and which precision runs fastest on it.
 
 ``precision="auto"`` looks the CPU's kernel class up in :data:`FASTEST`, a table measured by
-``benchmarks/rerank_speed.py`` on each CPU we have (RESULTS.md), and takes the first path this
-install and this artifact can run. Every path in the table scores a pair independently of
+``benchmarks/rerank_speed.py`` on the CPUs we ran it on (RESULTS.md; the AMX row from the
+issue's Xeon numbers, the VNNI row not measured), and takes the first path this install and
+this artifact can run. Every path in the table scores a pair independently of
 its batch-mates (int8 one pair per call), so ``auto`` never trades that for speed.
 """
 
@@ -32,7 +33,7 @@ class CpuInfo:
     @property
     def native_bf16(self) -> bool:
         """bf16 matrix products in hardware (AVX512-BF16 or AMX). Without them PyTorch's bf16
-        matmul takes a slow fallback: ~80x slower than fp32 on an AVX2-only EPYC (RESULTS.md)."""
+        matmul takes a slow fallback: 56-83x slower than fp32 on AVX2-only EPYCs (RESULTS.md)."""
         return bool(BF16_FLAGS & self.flags)
 
 
@@ -47,7 +48,7 @@ KERNEL_CLASSES = (
     ("avx2", frozenset({"avx2"})),
 )
 # Kernel class -> precisions, fastest first, per 100 pairs at 256 tokens on 2 cores
-# (benchmarks/rerank_speed.py, RESULTS.md "Hardware-aware auto"). bf16 runs on OpenVINO.
+# (benchmarks/rerank_speed.py; RESULTS.md "Rerank speed, this session" and "Inference on this CPU"). bf16 runs on OpenVINO.
 FASTEST = {
     "amx": ("bf16", "int8", "fp32"),  # Xeon with AMX: bf16 1.5-1.7 s, int8 1.9-2.1 s, fp32 4.1 s
     "avx512_bf16": ("bf16", "int8", "fp32"),  # EPYC here: see RESULTS.md

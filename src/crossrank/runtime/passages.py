@@ -3,7 +3,8 @@
 A cross-encoder reads ``max_length`` tokens of a pair; the rest of a long document is
 invisible to it. Here a document is cut at word boundaries into passages of at most the
 window's document budget, consecutive passages overlapping by a quarter of it; each passage
-is scored with the query and the document takes the max (or the mean of the top 2).
+is scored with the query and the document pools them: by default (``first_max``) the mean of
+the first passage's score and the best one's; also the max, or the mean of the top 2.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Which training precision a config's request becomes on the machine that runs it.
 
-The recipes ask for ``bf16-mixed``: on a GPU, and on a CPU with bf16 matrix instructions
-(AVX512-BF16, AMX), it is 1.5-2.3x fp32 at equal dev nDCG (RESULTS.md). On a CPU without them
-PyTorch's bf16 matmul runs tens of times slower than fp32, so a 60-minute budget would reach a
-few dozen steps; there the request falls back to ``32-true`` unless ``cpu_bf16`` is ``always``.
+The recipes ask for ``bf16-mixed``: on an AVX512-BF16 CPU it measured 1.5-2.3x fp32 per step at
+equal dev nDCG (RESULTS.md; not measured on AMX or a GPU, where bf16 is the usual fast path).
+On a CPU without bf16 matrix instructions (avx512_bf16, amx_bf16) PyTorch's bf16 matmul runs
+tens of times slower than fp32, so a 55-minute budget would reach a few dozen steps; there the request falls back to ``32-true`` unless ``cpu_bf16`` is ``always``.
 """
 
 from __future__ import annotations
