@@ -3,8 +3,8 @@
 ``precision="auto"`` looks the CPU's kernel class up in :data:`FASTEST`, a table measured by
 ``benchmarks/rerank_speed.py`` on the CPUs we ran it on (RESULTS.md; the AMX row from the
 issue's Xeon numbers, the VNNI row not measured), and takes the first path this install and
-this artifact can run. Every path in the table scores a pair independently of
-its batch-mates (int8 one pair per call), so ``auto`` never trades that for speed.
+this artifact can run. Every path in the table scores a pair independently of its
+batch-mates (int8 one pair per call), so ``auto`` never trades that for speed.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ KERNEL_CLASSES = (
     ("avx2", frozenset({"avx2"})),
 )
 # Kernel class -> precisions, fastest first, per 100 pairs at 256 tokens on 2 cores
-# (benchmarks/rerank_speed.py; RESULTS.md "Rerank speed, this session" and "Inference on this CPU"). bf16 runs on OpenVINO.
+# (benchmarks/rerank_speed.py; RESULTS.md "Rerank speed, this session" and "Inference on this
+# CPU"). bf16 runs on OpenVINO.
 FASTEST = {
     "amx": ("bf16", "int8", "fp32"),  # Xeon with AMX: bf16 1.5-1.7 s, int8 1.9-2.1 s, fp32 4.1 s
     "avx512_bf16": ("bf16", "int8", "fp32"),  # EPYC here: see RESULTS.md

@@ -3,7 +3,8 @@
 The recipes ask for ``bf16-mixed``: on an AVX512-BF16 CPU it measured 1.5-2.3x fp32 per step at
 equal dev nDCG (RESULTS.md; not measured on AMX or a GPU, where bf16 is the usual fast path).
 On a CPU without bf16 matrix instructions (avx512_bf16, amx_bf16) PyTorch's bf16 matmul runs
-tens of times slower than fp32, so a 55-minute budget would reach a few dozen steps; there the request falls back to ``32-true`` unless ``cpu_bf16`` is ``always``.
+tens of times slower than fp32, so a 55-minute budget would reach a few dozen steps; there the
+request falls back to ``32-true`` unless ``cpu_bf16`` is ``always``.
 """
 
 from __future__ import annotations
