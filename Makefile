@@ -60,7 +60,7 @@ GENERAL_REFERENCE += --novelty-calibration $(DATA)/nfcorpus:dev --novelty-calibr
 train-general: $(STAMP)
 	$(BIN)/crossrank train fit --config configs/minilm-general.yaml
 	$(BIN)/crossrank export --checkpoint $(GENERAL)/best.ckpt --output $(GENERAL)/onnx --int8
-	for r in bm25 hybrid; do $(BIN)/crossrank fuse --model $(GENERAL)/onnx --data $(DATA)/nfcorpus --retriever $$r --precision int8 $(GENERAL_REFERENCE) --novelty-reference $(DATA)/scifact:train || exit 1; done
+	for r in bm25 hybrid; do $(BIN)/crossrank fuse --model $(GENERAL)/onnx --data $(DATA)/nfcorpus --retriever $$r --precision int8 --score-cache $(GENERAL_REFERENCE) --novelty-reference $(DATA)/scifact:train || exit 1; done
 
 # The zero-shot check of the general recipe: the same training without SciFact, then SciFact's
 # train split (never seen) through scripts/zero_shot.py.
@@ -68,5 +68,5 @@ GENERAL_ZS := checkpoints/minilm-general-no-scifact
 zero-shot-general: $(STAMP)
 	$(BIN)/crossrank train fit --config configs/minilm-general.yaml --config configs/minilm-general-no-scifact.yaml
 	$(BIN)/crossrank export --checkpoint $(GENERAL_ZS)/best.ckpt --output $(GENERAL_ZS)/onnx --int8
-	for r in bm25 hybrid; do $(BIN)/crossrank fuse --model $(GENERAL_ZS)/onnx --data $(DATA)/nfcorpus --retriever $$r --precision int8 $(GENERAL_REFERENCE) || exit 1; done
+	for r in bm25 hybrid; do $(BIN)/crossrank fuse --model $(GENERAL_ZS)/onnx --data $(DATA)/nfcorpus --retriever $$r --precision int8 --score-cache $(GENERAL_REFERENCE) || exit 1; done
 	$(BIN)/python scripts/zero_shot.py --model $(GENERAL_ZS)/onnx --set $(DATA)/scifact:train --out $(GENERAL_ZS)/zero-shot

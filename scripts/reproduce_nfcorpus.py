@@ -63,7 +63,8 @@ def train(data: str, config: Path, out: Path) -> dict:
 
 
 def evaluate(data: str, artifact: Path, out: Path) -> None:
-    """Fit both fusions and pin the pipeline on dev, then read test (reports in ``out``)."""
+    """Fit both fusions and pin the pipeline on dev, then read test (reports in ``out``).
+    Every command shares one score cache: a pair another command scored is read, not rerun."""
     model = str(artifact)
     for retriever in ("bm25", "hybrid"):  # one fitted weight per kind of first stage
         crossrank(
@@ -76,34 +77,36 @@ def evaluate(data: str, artifact: Path, out: Path) -> None:
             retriever,
             "--precision",
             "int8",
+            "--score-cache",
         )
     # Reranking deeper must not hurt: the cross-encoder alone over BM25's top N on dev.
     crossrank(
         "sweep", "--data", data, "--split", "dev", "--model", model, "--retriever", "bm25",
         "--precision", "int8", "--n", "20,50,100,200", "--output", str(out / "sweep-bm25-dev"),
+        "--score-cache",
     )  # fmt: skip
     # The shipped pipeline: hybrid top N → cross-encoder fused with the hybrid's score, N pinned
     # at the knee of the dev sweep.
     crossrank(
         "sweep", "--data", data, "--split", "dev", "--model", model, "--retriever", "hybrid",
         "--fusion", "auto", "--precision", "int8", "--n", "20,50,100",
-        "--output", str(out / "pipeline"),
+        "--output", str(out / "pipeline"), "--score-cache",
     )  # fmt: skip
     knee = json.loads((out / "pipeline" / "pipeline.json").read_text())["top_n"]
     for precision in ("fp32", "int8"):
         crossrank(
             "eval", "--data", data, "--split", "test", "--model", model, "--retriever", "bm25",
             "--precision", precision, "--fusion", "auto", "--output",
-            str(out / f"test-bm25-{precision}.json"),
+            str(out / f"test-bm25-{precision}.json"), "--score-cache",
         )  # fmt: skip
     crossrank(
         "eval", "--pipeline", str(out / "pipeline" / "pipeline.json"), "--data", data,
-        "--split", "test", "--output", str(out / "test-pipeline-int8.json"),
+        "--split", "test", "--output", str(out / "test-pipeline-int8.json"), "--score-cache",
     )  # fmt: skip
     crossrank(
         "eval", "--data", data, "--split", "test", "--model", model, "--retriever", "hybrid",
         "--top-n", str(knee), "--precision", "fp32", "--fusion", "auto",
-        "--output", str(out / "test-pipeline-fp32.json"),
+        "--output", str(out / "test-pipeline-fp32.json"), "--score-cache",
     )  # fmt: skip
 
 

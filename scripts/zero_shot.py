@@ -33,6 +33,7 @@ def evaluate(
     crossrank(
         "eval", "--data", data, "--split", split, "--model", str(model), "--retriever", retriever,
         "--precision", args.precision, "--fusion", "auto", "--output", str(out), *limit,
+        "--score-cache",  # the hybrid read reuses the pairs the BM25 read scored
     )  # fmt: skip
     return json.loads(out.read_text())
 

@@ -223,3 +223,47 @@ def test_eval_warns_when_n_is_below_three_times_k(tiny_artifact, tmp_path, caplo
         assert not any("3 * top_k" in r.getMessage() for r in caplog.records)
         assert main([*args, "--top-n", "20"]) == 0
     assert any("top_n=20 is less than 3 * top_k=30" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.slow
+def test_sweep_scores_once_yet_equals_reranking_each_budget_alone(tiny_artifact, tmp_path):
+    """Every N's quality equals `eval --top-n N`; a second sweep reads the store and agrees."""
+    from crossrank.eval.evaluate import evaluate
+    from crossrank.eval.sweep import sweep
+    from crossrank.pipeline.stages import build_reranker, build_retriever
+
+    retriever = build_retriever("bm25", FIXTURE, tmp_path / "cache")
+    ns = [3, 10, 30]
+    plain = build_reranker(tiny_artifact, "int8")
+    result = sweep(FIXTURE, "eval", retriever, plain, ns, progress=False, latency_queries=2)
+    for row in result["rows"]:
+        report = evaluate(FIXTURE, "eval", retriever, "bm25", row["n"], plain, progress=False)
+        assert row["ndcg@10"] == report["reranked"]["ndcg@10"], row["n"]
+        assert row["mrr@10"] == report["reranked"]["mrr@10"], row["n"]
+    assert result["latency_queries"] == 2
+    stored = build_reranker(tiny_artifact, "int8", score_store=tmp_path / "scores")
+    first = sweep(FIXTURE, "eval", retriever, stored, ns, progress=False, latency_queries=2)
+    misses = stored.store.stats()["misses"]
+    assert stored.store.stats()["hits"] == 0  # the latency timing bypassed the store
+    again = sweep(FIXTURE, "eval", retriever, stored, ns, progress=False, latency_queries=2)
+    assert stored.store.stats()["hits"] == misses  # one read per pair, none for the timing
+    assert [r["ndcg@10"] for r in first["rows"]] == [r["ndcg@10"] for r in result["rows"]]
+    assert [r["ndcg@10"] for r in again["rows"]] == [r["ndcg@10"] for r in result["rows"]]
+    assert stored.store.stats()["misses"] == misses
+    assert all(r["rerank_p50_ms"] > 0 for r in again["rows"])
+
+
+@pytest.mark.slow
+def test_eval_with_the_score_cache_reports_hits_and_no_rerank_latency(tiny_artifact, tmp_path):
+    args = ["eval", "--data", FIXTURE, "--split", "eval", "--model", str(tiny_artifact),
+            "--precision", "int8", "--top-n", "20", "--score-cache", "--cache-dir", str(tmp_path)]  # fmt: skip
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    crossrank(*args, "--output", str(first))
+    crossrank(*args, "--output", str(second))
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    assert a["reranked"] == b["reranked"]
+    assert a["score_cache"]["hits"] == 0 and a["latency_ms"]["rerank"] is not None
+    assert (
+        b["score_cache"]["misses"] == 0 and b["score_cache"]["hits"] == a["score_cache"]["misses"]
+    )
+    assert b["latency_ms"]["rerank"] is None

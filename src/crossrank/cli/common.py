@@ -41,6 +41,21 @@ def add_cache_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_score_cache(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--score-cache",
+        action="store_true",
+        help="read and keep the reranker's scores in the cache folder's scores/ (exact: keyed by "
+        "the graph, precision, window, CPU kernel class and backend), so that commands reading "
+        "the same pairs score them once; rerank latency is then not reported",
+    )
+
+
+def score_store(args: argparse.Namespace) -> Path | None:
+    """Where ``--score-cache`` keeps scores (None without it)."""
+    return cache_dir(args.cache_dir) / "scores" if args.score_cache else None
+
+
 def prepare_first_stage(kind: str, cache: str | Path | None) -> None:
     """Export the bi-encoder a dense or hybrid first stage reads, once (needs torch)."""
     if kind in ("dense", "hybrid"):
@@ -57,6 +72,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-n", type=int, default=100)
     p.add_argument("--max-queries", type=int)
     add_precision(p, default="auto")
+    add_score_cache(p)
 
 
 def score_split(args: argparse.Namespace, split: str, purpose: str):
@@ -69,7 +85,9 @@ def score_split(args: argparse.Namespace, split: str, purpose: str):
     prepare_first_stage(args.retriever, args.cache_dir)
     dataset = load_beir(args.data, split)
     retriever = build_retriever(args.retriever, args.data, args.cache_dir)
-    reranker = build_reranker(args.model, args.precision, args.batch_size)
+    reranker = build_reranker(
+        args.model, args.precision, args.batch_size, score_store=score_store(args)
+    )
     qids, _ = select_queries(dataset, args.max_queries)
     results = run_queries(
         dataset, qids, retriever, args.top_n, reranker, description=f"{split} ({purpose})"

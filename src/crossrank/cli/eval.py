@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from crossrank.cli.common import add_first_stage, add_pooling, add_precision, prepare_first_stage
+from crossrank.cli.common import (
+    add_first_stage,
+    add_pooling,
+    add_precision,
+    add_score_cache,
+    prepare_first_stage,
+    score_store,
+)
 from crossrank.data.beir import load_beir
 from crossrank.eval.evaluate import evaluate
 from crossrank.eval.report import print_report
@@ -28,6 +35,7 @@ def add_stage_options(p: argparse.ArgumentParser, sweep: bool = False) -> None:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--model", required=sweep, help="reranker artifact directory")
     add_precision(p, default="fp32")
+    add_score_cache(p)
     p.add_argument(
         "--fusion",
         choices=["auto", "off"],
@@ -60,7 +68,12 @@ def load_stages(args: argparse.Namespace) -> tuple[Retriever, Scorer | None, Fus
     if not args.model:
         return retriever, None, None
     reranker = build_reranker(
-        args.model, args.precision, args.batch_size, args.passages, args.pooling
+        args.model,
+        args.precision,
+        args.batch_size,
+        args.passages,
+        args.pooling,
+        score_store=score_store(args),
     )
     fusion = None
     if args.fusion == "auto":
@@ -116,7 +129,9 @@ def run_pinned(args: argparse.Namespace) -> int:
     prepare_first_stage(spec.retriever.kind, args.cache_dir)
     if spec.fusion == "auto" and needs_bi_encoder(spec.reranker.path, spec.retriever.kind):
         prepare_first_stage("dense", args.cache_dir)
-    spec, pipe = open_pipeline(args.pipeline, args.cache_dir, args.batch_size)
+    spec, pipe = open_pipeline(
+        args.pipeline, args.cache_dir, args.batch_size, score_store=score_store(args)
+    )
     warn_if_shallow(pipe.top_n, pipe.top_k)
     report = evaluate(
         spec.data,

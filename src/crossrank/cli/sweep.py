@@ -32,6 +32,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         args.max_queries,
         fusion=fusion,
         top_k=args.top_k,
+        latency_queries=args.latency_queries,
     )
     result.update(
         {"retriever": args.retriever, "model": str(args.model), "precision": args.precision}
@@ -65,5 +66,11 @@ def add_parser(sub) -> None:
     )
     add_stage_options(p, sweep=True)
     p.add_argument("--n", default="5,10,20,50,100,200", help="comma-separated budgets")
+    p.add_argument(
+        "--latency-queries",
+        type=int,
+        default=20,
+        help="queries whose rerank latency is timed at every N (quality uses every query)",
+    )
     p.add_argument("--output", required=True, help="folder for sweep.json/csv/png, pipeline.json")
     p.set_defaults(func=run_sweep)

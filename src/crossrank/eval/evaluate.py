@@ -12,6 +12,7 @@ import numpy as np
 from crossrank.data.beir import BeirDataset, load_beir
 from crossrank.eval.metrics import map_at_k, mean, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 from crossrank.pipeline.fusion import Fusion
+from crossrank.pipeline.stages import score_store_stats
 from crossrank.pipeline.two_stage import Scorer, rerank_scores
 from crossrank.retrieval.base import Hit, Retriever
 
@@ -180,8 +181,9 @@ def evaluate(
     started = time.perf_counter()
     dataset = load_beir(data, split)
     qids, skipped = select_queries(dataset, max_queries)
+    before = score_store_stats(reranker)
     results = run_queries(dataset, qids, retriever, top_n, reranker, progress, fusion=fusion)
-    return make_report(
+    report = make_report(
         dataset,
         results,
         skipped=skipped,
@@ -191,3 +193,10 @@ def evaluate(
         precision=precision,
         started=started,
     )
+    after = score_store_stats(reranker)
+    if after is not None:
+        hits, misses = after["hits"] - before["hits"], after["misses"] - before["misses"]
+        report["score_cache"] = {"folder": after["folder"], "hits": hits, "misses": misses}
+        if hits:  # stored scores cost no inference: the timings are not the model's
+            report["latency_ms"]["rerank"] = None
+    return report

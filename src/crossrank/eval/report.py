@@ -33,8 +33,7 @@ def print_report(report: dict, console: Console | None = None) -> None:
         table.add_row(
             name,
             *(f"{values[m]:.4f}" for m in metrics),
-            f"{timing['p50']:.1f}",
-            f"{timing['p95']:.1f}",
+            *((f"{timing['p50']:.1f}", f"{timing['p95']:.1f}") if timing else ("-", "-")),
         )
     console.print(table)
 

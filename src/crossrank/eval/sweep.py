@@ -8,16 +8,20 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from crossrank.data.beir import load_beir
 from crossrank.eval.evaluate import latency, select_queries
 from crossrank.eval.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from crossrank.eval.report import plot_sweep
 from crossrank.io import atomic_file, write_text_atomic
 from crossrank.pipeline.fusion import Fusion
+from crossrank.pipeline.stages import without_score_store
 from crossrank.pipeline.two_stage import Scorer, rerank_scores
 from crossrank.retrieval.base import Retriever
 
 KNEE_TOLERANCE = 0.005
+LATENCY_QUERIES = 20  # queries whose rerank latency is timed at every N
 FIELDS = [
     "n",
     "ndcg@10",
@@ -64,40 +68,45 @@ def sweep(
     progress: bool = True,
     fusion: Fusion | None = None,
     top_k: int = 10,
+    latency_queries: int = LATENCY_QUERIES,
 ) -> dict:
     """For each N: rerank the first stage's top N of every query and measure it. The knee is
     chosen among N >= 3 * ``top_k`` (below that a reranker can hardly reorder the top K);
-    ``knee_any_n`` says where it would lie without that floor."""
+    ``knee_any_n`` says where it would lie without that floor.
+
+    Each query's top max(N) is scored once and every N reads its first N scores (a pair's
+    score does not depend on the pairs scored with it). Latency per N is timed on the first
+    ``latency_queries`` queries, scoring their top N anew, never from a score store.
+    """
     from rich.progress import track
 
-    ns = sorted(set(ns))
-    if not ns or ns[0] < 1:
-        raise ValueError(f"expected candidate budgets >= 1, got {list(ns)}")
-    if ns[-1] < 3 * top_k:
-        raise ValueError(
-            f"expected at least one candidate budget N >= {3 * top_k} (3 x top_k {top_k}), got {ns}"
-        )
+    ns = check_budgets(ns, top_k)
     dataset = load_beir(data, split)
     qids, skipped = select_queries(dataset, max_queries)
-    per_n: dict[int, dict[str, list[float]]] = {n: {} for n in ns}
+    per_n: dict[int, dict[str, list[float]]] = {n: {"latency": []} for n in ns}
     iterator = track(qids, description="sweep", transient=True) if progress else qids
-    for qid in iterator:
+    for position, qid in enumerate(iterator):
         query, judged = dataset.queries[qid], dataset.qrels[qid]
         hits = retriever.retrieve(query, ns[-1])
         texts = [h.text if h.text is not None else dataset.doc_text(h.doc_id) for h in hits]
+        alone = rerank_scores(reranker, query, hits, texts)
+        first = np.array([h.score for h in hits], dtype=np.float64)
         for n in ns:
-            t0 = time.perf_counter()
-            scores = rerank_scores(reranker, query, hits[:n], texts[:n], fusion)
-            elapsed = (time.perf_counter() - t0) * 1e3
-            order = sorted(range(len(scores)), key=lambda i: -scores[i])
-            ranked = [hits[i].doc_id for i in order]
+            scores = alone[:n]
+            if fusion is not None and len(scores):
+                scores = fusion.apply(scores, first[:n], query)
+            if position < latency_queries:
+                with without_score_store(reranker):
+                    t0 = time.perf_counter()
+                    rerank_scores(reranker, query, hits[:n], texts[:n], fusion)
+                    per_n[n]["latency"].append((time.perf_counter() - t0) * 1e3)
+            ranked = [hits[i].doc_id for i in np.argsort(-scores, kind="stable")]
             m = per_n[n]
             for name, value in (
                 ("ndcg@10", ndcg_at_k(ranked, judged, 10)),
                 ("recall@1", recall_at_k(ranked, judged, 1)),
                 ("mrr@10", mrr_at_k(ranked, judged, 10)),
                 ("ceiling_recall@n", recall_at_k([h.doc_id for h in hits], judged, n)),
-                ("latency", elapsed),
                 ("forward_passes", float(min(n, len(hits)))),
             ):
                 m.setdefault(name, []).append(value)
@@ -125,6 +134,7 @@ def sweep(
         "min_n": 3 * top_k,
         "top_k": top_k,
         "knee_tolerance": KNEE_TOLERANCE,
+        "latency_queries": min(latency_queries, len(qids)),
     }
 
 

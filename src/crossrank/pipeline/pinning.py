@@ -178,9 +178,10 @@ def open_pipeline(
     threads: int | None = None,
     model: str | Path | None = None,
     precision: str | None = None,
+    score_store: str | Path | None = None,
 ) -> tuple[PipelineSpec, RetrieveThenRerank]:
     """The pinned pipeline, rebuilt and checked; ``model``/``precision`` override the pinned
-    reranker (the service's ``--model``)."""
+    reranker (the service's ``--model``); ``score_store``: see ``build_reranker``."""
     spec = PipelineSpec.load(path)
     params = spec.retriever.params
     retriever = build_retriever(
@@ -192,6 +193,7 @@ def open_pipeline(
         precision or spec.reranker.precision,
         batch_size,
         threads=threads,
+        score_store=score_store,
     )
     fusion = (
         artifact_fusion(reranker, spec.retriever.kind, cache_dir, threads)

@@ -3,6 +3,8 @@ reranker (optionally reading passages, optionally fused with the first stage).""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,13 +57,42 @@ def build_reranker(
     passages: bool = False,
     pooling: str = "first_max",
     threads: int | None = None,
+    score_store: str | Path | None = None,
 ) -> Scorer:
-    """The ONNX reranker of ``model``, reading whole documents as pooled passages if asked."""
+    """The ONNX reranker of ``model``, reading whole documents as pooled passages if asked,
+    and reading and keeping its scores in ``score_store`` if given."""
     from crossrank.runtime.passages import PassageScorer
     from crossrank.runtime.reranker import OnnxReranker
 
-    reranker = OnnxReranker(model, precision=precision, threads=threads, batch_size=batch_size)
+    reranker = OnnxReranker(
+        model, precision=precision, threads=threads, batch_size=batch_size, score_store=score_store
+    )
     return PassageScorer(reranker, pooling) if passages else reranker
+
+
+def inner_reranker(scorer: Scorer):
+    """The ``OnnxReranker`` of a scorer (a ``PassageScorer`` wraps one)."""
+    return getattr(scorer, "reranker", scorer)
+
+
+@contextmanager
+def without_score_store(scorer: Scorer) -> Iterator[None]:
+    """Score through the model itself inside the block (to time it), not the store."""
+    inner = inner_reranker(scorer)
+    saved = getattr(inner, "store", None)
+    if saved is not None:
+        inner.store = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            inner.store = saved
+
+
+def score_store_stats(scorer: Scorer | None) -> dict | None:
+    """Hits and misses of the scorer's score store (None without one)."""
+    store = getattr(inner_reranker(scorer), "store", None) if scorer is not None else None
+    return None if store is None else store.stats()
 
 
 def artifact_fusion(
@@ -72,7 +103,7 @@ def artifact_fusion(
 ) -> Fusion | None:
     """The fusion fitted into the reranker's artifact for this kind of first stage, if any,
     with its novelty guard bound to the reference embeddings and the cached bi-encoder."""
-    inner = getattr(reranker, "reranker", reranker)  # a PassageScorer wraps the reranker
+    inner = inner_reranker(reranker)
     fusion = stored_fusion(inner.manifest.fusion, first_stage)
     if fusion is None or fusion.novelty is None:
         return fusion

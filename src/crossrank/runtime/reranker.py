@@ -14,6 +14,7 @@ from crossrank.runtime.backends import Backend, OnnxRuntimeBackend, OpenVinoBack
 from crossrank.runtime.batching import plan_batches
 from crossrank.runtime.guards import warn_if_swapped
 from crossrank.runtime.precision import MODEL_FILES, Precision, resolve_precision
+from crossrank.runtime.score_store import ScoreStore
 from crossrank.runtime.tokenization import check_texts, pack_pairs, query_cap
 from crossrank.runtime.tokenizers import tokenizer_from_config
 
@@ -62,6 +63,11 @@ class OnnxReranker:
         verify: check every file against the sha256 in ``crossrank.json`` before loading.
         max_length: a narrower window than the artifact's (tokens per pair), e.g. to trade
             quality for speed; default the artifact's ``max_length``.
+        score_store: a folder of persistent score stores
+            (:mod:`~crossrank.runtime.score_store`): pairs scored before with this artifact,
+            precision, window, CPU kernel class and backend version are read from it instead
+            of being run again. Needs the default batching (a pair's score independent of its
+            batch-mates).
     """
 
     def __init__(
@@ -72,8 +78,14 @@ class OnnxReranker:
         batch_size: int | None = None,
         verify: bool = True,
         max_length: int | None = None,
+        score_store: str | Path | None = None,
     ) -> None:
         precision = resolve_precision(model_dir, precision)
+        if score_store is not None and batch_size is not None:
+            raise ValueError(
+                f"expected batch_size None with a score store, got {batch_size} (a stored "
+                "score must not depend on its batch-mates)"
+            )
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"expected batch_size >= 1 or None, got {batch_size}")
         if precision == "int8" and batch_size not in (None, 1):
@@ -125,6 +137,20 @@ class OnnxReranker:
         self.batch_size = batch_size or self.backend.batch_size
         self.batch_tokens = None if batch_size else self.backend.batch_tokens
         self.sha256 = artifact_sha256(self.model_dir)
+        self.store = (
+            None
+            if score_store is None
+            else ScoreStore.for_model(
+                score_store, self._scoring_files(name), precision, self.max_length, len(outputs)
+            )
+        )
+
+    def _scoring_files(self, graph: str) -> dict:
+        """What decides a pair's outputs: the graph read, the tokenizer and its files (the
+        manifest's fusion fits and novelty references do not)."""
+        files = self.manifest.files
+        kept = {f: h for f, h in files.items() if f == graph or not f.endswith((".onnx", ".npy"))}
+        return {"files": kept, "tokenizer": self.manifest.tokenizer}
 
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
         """Relevance logits (float32), one per document, in the documents' order."""
@@ -170,6 +196,16 @@ class OnnxReranker:
     ) -> np.ndarray:
         """Every graph output for the pairs, ``[outputs, pairs]``: scores, then answer logits."""
         check_texts(queries, documents)  # before sorting, so an error names the caller's index
+        if self.store is None:
+            return self._run_pairs(queries, documents, groups)
+        return self.store.outputs(queries, documents, groups, self._run_pairs)
+
+    def _run_pairs(
+        self,
+        queries: Sequence[str],
+        documents: Sequence[str],
+        groups: Sequence[int] | None = None,
+    ) -> np.ndarray:
         out = np.zeros((len(self.backend.outputs), len(documents)), dtype=np.float32)
         if not documents:
             return out

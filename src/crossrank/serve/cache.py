@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import threading
 from collections import OrderedDict
+
+from crossrank.runtime.score_store import pair_digest
 
 # Per entry: the key tuple and its digests, the float, and OrderedDict's links.
 _ENTRY_OVERHEAD = 200
 
 
 def pair_key(model: str, query: str, text: str) -> tuple[str, bytes]:
-    """(model, sha256 of the length-prefixed query and text): the texts are not kept.
-
-    Each part is prefixed by its byte length, so no split of the same bytes into another
-    (query, text) gives the same digest (a separator such as NUL can occur in the texts).
-    """
-    h = hashlib.sha256()
-    for part in (query, text):
-        data = part.encode("utf-8")
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return model, h.digest()
+    """(model, :func:`~crossrank.runtime.score_store.pair_digest` of the pair): the texts are
+    not kept."""
+    return model, pair_digest(query, text)
 
 
 class ScoreCache:
