@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,40 +11,12 @@ import numpy as np
 from crossrank.runtime.artifact import ArtifactError, Manifest, artifact_sha256, verify_file
 from crossrank.runtime.backends import Backend, OnnxRuntimeBackend, OpenVinoBackend
 from crossrank.runtime.batching import plan_batches
+from crossrank.runtime.candidates import Ranked, candidate
 from crossrank.runtime.guards import warn_if_swapped
 from crossrank.runtime.precision import MODEL_FILES, Precision, resolve_precision
 from crossrank.runtime.score_store import ScoreStore
 from crossrank.runtime.tokenization import check_texts, pack_pairs, query_cap
 from crossrank.runtime.tokenizers import tokenizer_from_config
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """A reranked candidate: its position in the caller's list, its id, its score, and (when
-    the model has an answer head) the probability that it answers the query."""
-
-    index: int
-    id: str
-    score: float
-    answer: float | None = None
-
-
-def _candidate(c: Any, i: int) -> tuple[str, str]:
-    """(id, text) of a candidate: a str, a ``{"id"?, "text"}`` mapping or an object with ``text``."""
-    if isinstance(c, str):
-        return str(i), c
-    if isinstance(c, dict):
-        text = c.get("text")
-        doc_id = c.get("id", c.get("_id", i))
-    else:
-        text = getattr(c, "text", None)
-        doc_id = getattr(c, "id", getattr(c, "doc_id", i))
-    if not isinstance(text, str):
-        raise TypeError(
-            f"candidate {i}: expected a str or an item with a 'text' str, got "
-            f"{type(c).__name__} with text {type(text).__name__}"
-        )
-    return str(doc_id), text
 
 
 class OnnxReranker:
@@ -255,7 +226,7 @@ class OnnxReranker:
                 f"{self.model_dir}: expected a model with an answer head for min_answer, "
                 "got one without (export a checkpoint trained with answer_head: true)"
             )
-        items = [_candidate(c, i) for i, c in enumerate(documents)]
+        items = [candidate(c, i) for i, c in enumerate(documents)]
         scores, answers = self.score_with_answer(query, [text for _, text in items])
         order = np.argsort(-scores, kind="stable")
         if min_answer is not None:
