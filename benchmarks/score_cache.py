@@ -9,7 +9,8 @@ hybrid top 100), two dev sweeps (BM25 N = 20..200; hybrid, fused, N = 20..100), 
 100 in fp32 and int8, and the pinned pipeline (hybrid top ``--knee``) on test in int8 and fp32.
 Before: every command scores its own lists and a sweep scores every N anew. With the cache:
 a pair already scored at that precision by any earlier command is read; a sweep scores each
-query once at the largest N and times ``LATENCY_QUERIES`` queries at every N (never cached).
+query once at the largest N; each command times its first ``LATENCY_QUERIES`` queries by
+scoring them anew (a sweep at every N), never from the cache.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from common import Column, machine, machine_line, output_path, print_table, write_json
 
 from crossrank.data.beir import load_beir
-from crossrank.eval.sweep import LATENCY_QUERIES
+from crossrank.eval.evaluate import LATENCY_QUERIES
 from crossrank.io import cache_dir
 from crossrank.pipeline.stages import build_retriever
 
@@ -58,9 +59,12 @@ def count(data: str, steps: list[dict]) -> list[dict]:
         queries = lists[step["split"], step["retriever"], max(step["ns"])]
         before = sum(len(docs[:n]) for _, docs in queries for n in step["ns"])
         new = 0
+        sweep = len(step["ns"]) > 1
         for i, (query, docs) in enumerate(queries):
-            if len(step["ns"]) > 1 and i < LATENCY_QUERIES:  # a sweep's timed queries
+            if i < LATENCY_QUERIES:  # timed: scored anew (a sweep at every N), never stored
                 new += sum(len(docs[:n]) for n in step["ns"])
+                if not sweep:  # eval's timed queries are not scored a second time
+                    continue
             for doc in docs[: max(step["ns"])]:
                 key = (step["precision"], query, doc)
                 if key not in seen:

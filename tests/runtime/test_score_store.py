@@ -92,6 +92,31 @@ def test_a_damaged_or_foreign_shard_is_skipped(tmp_path, caplog):
     assert "broken.npz" in caplog.text and "other.npz" in caplog.text
 
 
+def test_a_truncated_shard_is_skipped_and_never_compacted_away(tmp_path, caplog):
+    store = ScoreStore(tmp_path, width=1)
+    store.add([pair_digest("q", t) for t in TEXTS], np.ones((1, len(TEXTS)), np.float32))
+    store.flush()
+    (shard,) = tmp_path.glob("*.npz")
+    data = shard.read_bytes()
+    for i in range(MAX_SHARDS + 1):  # more broken shards than trigger a compaction
+        (tmp_path / f"broken-{i}.npz").write_bytes(data[: len(data) // 2])
+    reopened = ScoreStore(tmp_path, width=1)
+    assert len(reopened) == len(TEXTS) and "broken-0.npz" in caplog.text
+    assert len(list(tmp_path.glob("broken-*.npz"))) == MAX_SHARDS + 1  # left for a person
+
+
+def test_another_cpu_gets_another_store(tmp_path, monkeypatch):
+    import crossrank.runtime.score_store as score_store
+    from crossrank.runtime.hardware import CpuInfo, cpu_info
+
+    here = ScoreStore.for_model(tmp_path, {"graph": "abc"}, "int8", 128, 1).folder
+    assert ScoreStore.for_model(tmp_path, {"graph": "abc"}, "int8", 128, 1).folder == here
+    cpu = cpu_info()
+    other = CpuInfo(cpu.name, cpu.flags ^ {"avx512_vnni"})  # same name, one int8 flag differs
+    monkeypatch.setattr(score_store, "cpu_info", lambda: other)
+    assert ScoreStore.for_model(tmp_path, {"graph": "abc"}, "int8", 128, 1).folder != here
+
+
 def test_bad_outputs_are_refused(tmp_path):
     store = ScoreStore(tmp_path, width=2)
     with pytest.raises(ValueError, match=r"expected outputs of shape \(2, 1\), got \(1,\)"):

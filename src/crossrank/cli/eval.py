@@ -14,7 +14,7 @@ from crossrank.cli.common import (
     score_store,
 )
 from crossrank.data.beir import load_beir
-from crossrank.eval.evaluate import evaluate
+from crossrank.eval.evaluate import LATENCY_QUERIES, evaluate
 from crossrank.eval.report import print_report
 from crossrank.io import write_text_atomic
 from crossrank.pipeline.fusion import Fusion
@@ -50,6 +50,13 @@ def add_stage_options(p: argparse.ArgumentParser, sweep: bool = False) -> None:
     )
     add_pooling(p)
     p.add_argument("--max-queries", type=int)
+    p.add_argument(
+        "--latency-queries",
+        type=int,
+        default=LATENCY_QUERIES,
+        help="queries whose rerank latency is timed (a sweep: at every N): with --score-cache "
+        "or in a sweep they are scored anew for it, never read from the cache",
+    )
     p.add_argument(
         "--strict",
         action="store_true",
@@ -117,6 +124,7 @@ def run_eval(args: argparse.Namespace) -> int:
         precision=args.precision,
         max_queries=args.max_queries,
         fusion=fusion,
+        latency_queries=args.latency_queries,
     )
     return finish(report, args.output)
 
@@ -144,6 +152,7 @@ def run_pinned(args: argparse.Namespace) -> int:
         precision=spec.reranker.precision,
         max_queries=args.max_queries,
         fusion=pipe.fusion,
+        latency_queries=args.latency_queries,
     )
     return finish(report, args.output)
 

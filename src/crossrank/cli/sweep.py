@@ -20,6 +20,12 @@ def parse_budgets(text: str) -> list[int]:
 
 def run_sweep(args: argparse.Namespace) -> int:
     ns = check_budgets(parse_budgets(args.n), args.top_k)  # before any loading
+    if args.batch_size is not None:
+        raise ValueError(
+            f"expected no --batch-size for a sweep, got {args.batch_size} (every N reads one "
+            "scoring of the top max(N), exact only when a score does not depend on its "
+            "batch-mates: the default batching)"
+        )
     retriever, reranker, fusion = load_stages(args)
     if reranker is None:
         raise ValueError("expected --model: a sweep measures reranking")
@@ -66,11 +72,6 @@ def add_parser(sub) -> None:
     )
     add_stage_options(p, sweep=True)
     p.add_argument("--n", default="5,10,20,50,100,200", help="comma-separated budgets")
-    p.add_argument(
-        "--latency-queries",
-        type=int,
-        default=20,
-        help="queries whose rerank latency is timed at every N (quality uses every query)",
-    )
+
     p.add_argument("--output", required=True, help="folder for sweep.json/csv/png, pipeline.json")
     p.set_defaults(func=run_sweep)

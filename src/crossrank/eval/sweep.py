@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from crossrank.data.beir import load_beir
-from crossrank.eval.evaluate import latency, select_queries
+from crossrank.eval.evaluate import LATENCY_QUERIES, latency, select_queries
 from crossrank.eval.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from crossrank.eval.report import plot_sweep
 from crossrank.io import atomic_file, write_text_atomic
@@ -21,7 +21,6 @@ from crossrank.pipeline.two_stage import Scorer, rerank_scores
 from crossrank.retrieval.base import Retriever
 
 KNEE_TOLERANCE = 0.005
-LATENCY_QUERIES = 20  # queries whose rerank latency is timed at every N
 FIELDS = [
     "n",
     "ndcg@10",
@@ -81,6 +80,8 @@ def sweep(
     from rich.progress import track
 
     ns = check_budgets(ns, top_k)
+    if latency_queries < 1:
+        raise ValueError(f"expected latency_queries >= 1, got {latency_queries}")
     dataset = load_beir(data, split)
     qids, skipped = select_queries(dataset, max_queries)
     per_n: dict[int, dict[str, list[float]]] = {n: {"latency": []} for n in ns}
@@ -89,17 +90,18 @@ def sweep(
         query, judged = dataset.queries[qid], dataset.qrels[qid]
         hits = retriever.retrieve(query, ns[-1])
         texts = [h.text if h.text is not None else dataset.doc_text(h.doc_id) for h in hits]
+        if position < latency_queries:  # first, so the novelty guard's embedding is timed too
+            with without_score_store(reranker):
+                for n in ns:
+                    t0 = time.perf_counter()
+                    rerank_scores(reranker, query, hits[:n], texts[:n], fusion)
+                    per_n[n]["latency"].append((time.perf_counter() - t0) * 1e3)
         alone = rerank_scores(reranker, query, hits, texts)
         first = np.array([h.score for h in hits], dtype=np.float64)
         for n in ns:
             scores = alone[:n]
             if fusion is not None and len(scores):
                 scores = fusion.apply(scores, first[:n], query)
-            if position < latency_queries:
-                with without_score_store(reranker):
-                    t0 = time.perf_counter()
-                    rerank_scores(reranker, query, hits[:n], texts[:n], fusion)
-                    per_n[n]["latency"].append((time.perf_counter() - t0) * 1e3)
             ranked = [hits[i].doc_id for i in np.argsort(-scores, kind="stable")]
             m = per_n[n]
             for name, value in (

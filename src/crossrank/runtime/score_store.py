@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import importlib
 import io
 import json
 import logging
+import platform
 import uuid
+import zipfile
 from collections.abc import Callable, Sequence
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -48,16 +52,50 @@ def pair_digest(query: str, text: str) -> bytes:
     return h.digest()
 
 
-def backend_version(package: str) -> str:
+def package_version(module: str) -> str:
+    """The imported module's own version (a renamed distribution such as onnxruntime-gpu has
+    no ``onnxruntime`` metadata), else its distribution's, else "unknown"."""
     try:
-        return f"{package}-{metadata.version(package)}"
-    except metadata.PackageNotFoundError:
-        return f"{package}-unknown"
+        found = importlib.import_module(module)
+        version = getattr(found, "__version__", None) or getattr(found, "get_version", str)()
+    except ImportError:
+        version = ""
+    if not version:
+        try:
+            version = metadata.version(module)
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+    return f"{module}-{version}"
 
 
-def store_name(sha256: str, precision: str, window: int, kernel_class: str, backend: str) -> str:
-    """The folder name of one scoring configuration."""
-    return f"{sha256[:16]}-{precision}-w{window}-{kernel_class}-{backend}"
+@cache
+def runtime_source_sha256() -> str:
+    """One hash of this package's source: tokenization, packing, batching and session set-up
+    all live here, and a change to any of them may change a score."""
+    h = hashlib.sha256()
+    for file in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(file.name.encode())
+        h.update(file.read_bytes())
+    return h.hexdigest()
+
+
+def scoring_environment(precision: str) -> dict[str, str]:
+    """What besides the model decides a score: the architecture and every CPU flag (int8 kernels
+    differ between CPUs of one kernel class), the backend's, ``tokenizers``' and our code's
+    versions."""
+    cpu = cpu_info()
+    backend = "openvino" if precision in ("bf16", "int8-ov") else "onnxruntime"
+    return {
+        "machine": platform.machine(),
+        "cpu_flags": hashlib.sha256(" ".join(sorted(cpu.flags)).encode()).hexdigest(),
+        "backend": package_version(backend),
+        "tokenizers": package_version("tokenizers"),
+        "runtime_source": runtime_source_sha256(),
+    }
+
+
+def _sha(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 class ScoreStore:
@@ -73,11 +111,9 @@ class ScoreStore:
         self._pending: dict[bytes, np.ndarray] = {}
         self.hits = 0
         self.misses = 0
-        shards = sorted(self.folder.glob("*.npz"))
-        for shard in shards:
-            self._load(shard)
-        if len(shards) > MAX_SHARDS:
-            self._compact(shards)
+        loaded = [shard for shard in sorted(self.folder.glob("*.npz")) if self._load(shard)]
+        if len(loaded) > MAX_SHARDS and self._rows:
+            self._compact(loaded)
         # Scores added since the last shard are written when the interpreter exits normally.
         atexit.register(self._flush_at_exit)
 
@@ -87,35 +123,36 @@ class ScoreStore:
     ) -> ScoreStore:
         """The store in ``root`` of a model (``identity``: JSON-able, whatever decides its
         outputs, e.g. its graph's and tokenizer's hashes) run at ``precision`` and ``window``
-        on this CPU and this install's backend."""
-        sha256 = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-        backend = "openvino" if precision in ("bf16", "int8-ov") else "onnxruntime"
-        name = store_name(
-            sha256, precision, window, cpu_info().kernel_class, backend_version(backend)
-        )
+        in this :func:`scoring_environment`."""
+        environment = _sha(scoring_environment(precision))
+        kernels = cpu_info().kernel_class
+        name = f"{_sha(identity)[:16]}-{precision}-w{window}-{kernels}-{environment[:12]}"
         return cls(Path(root) / name, width)
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def _load(self, shard: Path) -> None:
+    def _load(self, shard: Path) -> bool:
+        """Read one shard's rows; False (and a warning) for one that cannot be read."""
         try:
             with np.load(shard, allow_pickle=False) as npz:
                 digests, values = npz["digests"], npz["values"]
-        except (OSError, ValueError, KeyError) as exc:  # a cache is disposable: skip, say so
-            log.warning("%s: unreadable score shard skipped (%s)", shard, exc)
-            return
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("%s: unreadable score shard skipped (%s)", shard, exc)  # a cache: skip
+            return False
         if digests.shape[1:] != (DIGEST_BYTES,) or values.shape != (len(digests), self.width):
             log.warning(
                 "%s: expected digests [n, %d] and values [n, %d], got %s and %s; skipped",
                 shard, DIGEST_BYTES, self.width, digests.shape, values.shape,
             )  # fmt: skip
-            return
+            return False
         for d, v in zip(digests, values, strict=True):
             self._rows[d.tobytes()] = v
+        return True
 
     def _compact(self, shards: Sequence[Path]) -> None:
-        """One shard with every row instead of many (others may still read the old ones)."""
+        """One shard with every row instead of the ``shards`` read (others may still be reading
+        them: a reader that misses one recomputes those scores)."""
         self._write(self._rows)
         for shard in shards:
             shard.unlink(missing_ok=True)
