@@ -46,8 +46,9 @@ def add_score_cache(p: argparse.ArgumentParser) -> None:
         "--score-cache",
         action="store_true",
         help="read and keep the reranker's scores in the cache folder's scores/ (exact: keyed by "
-        "the graph, precision, window, CPU kernel class and backend), so that commands reading "
-        "the same pairs score them once; rerank latency is then not reported",
+        "the graph, tokenizer, precision, window, CPU flags and library versions), so that "
+        "commands reading the same pairs score them once; latency is timed on "
+        "--latency-queries queries scored anew",
     )
 
 

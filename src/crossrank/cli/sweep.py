@@ -72,6 +72,5 @@ def add_parser(sub) -> None:
     )
     add_stage_options(p, sweep=True)
     p.add_argument("--n", default="5,10,20,50,100,200", help="comma-separated budgets")
-
     p.add_argument("--output", required=True, help="folder for sweep.json/csv/png, pipeline.json")
     p.set_defaults(func=run_sweep)

@@ -75,7 +75,8 @@ def run_queries(
     unguarded_fusion = replace(fusion, novelty=None) if fusion is not None else None
     iterator = track(qids, description=description, transient=True) if progress else qids
     for position, qid in enumerate(iterator):
-        timed = timed_queries is None or position < timed_queries
+        bypass = timed_queries is not None and position < timed_queries  # timed: score afresh
+        timed = timed_queries is None or bypass
         query = dataset.queries[qid]
         t0 = time.perf_counter()
         hits = retriever.retrieve(query, top_n)
@@ -83,11 +84,7 @@ def run_queries(
         scores = alone = unguarded = query_trust = None
         if reranker is not None:
             texts = [h.text if h.text is not None else dataset.doc_text(h.doc_id) for h in hits]
-            with (
-                without_score_store(reranker)
-                if timed_queries is not None and timed
-                else nullcontext()
-            ):
+            with without_score_store(reranker) if bypass else nullcontext():
                 alone = rerank_scores(reranker, query, hits, texts)
             if fusion is not None and len(hits):
                 first = np.array([h.score for h in hits], np.float64)
@@ -197,9 +194,9 @@ def evaluate(
     started = time.perf_counter()
     dataset = load_beir(data, split)
     qids, skipped = select_queries(dataset, max_queries)
-    before = score_store_stats(reranker)
     if latency_queries < 1:
         raise ValueError(f"expected latency_queries >= 1, got {latency_queries}")
+    before = score_store_stats(reranker)
     timed = latency_queries if before is not None else None
     results = run_queries(
         dataset, qids, retriever, top_n, reranker, progress, fusion=fusion, timed_queries=timed

@@ -16,7 +16,6 @@ from __future__ import annotations
 import atexit
 import hashlib
 import importlib
-import io
 import json
 import logging
 import platform
@@ -214,10 +213,8 @@ class ScoreStore:
     def _write(self, rows: dict[bytes, np.ndarray]) -> None:
         digests = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, DIGEST_BYTES)
         values = np.stack(list(rows.values())).astype(np.float32)
-        buffer = io.BytesIO()
-        np.savez(buffer, digests=digests, values=values)
         with atomic_file(self.folder / f"{uuid.uuid4().hex}.npz") as f:
-            f.write(buffer.getvalue())
+            np.savez(f, digests=digests, values=values)
 
     def stats(self) -> dict[str, int | str]:
         return {"folder": str(self.folder), "hits": self.hits, "misses": self.misses}
