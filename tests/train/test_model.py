@@ -65,3 +65,20 @@ def test_micro_batches_give_the_same_scores_in_the_callers_order():
         s1, a1 = whole.outputs(queries, docs)
         s2, a2 = sorted_.outputs(queries, docs)
     assert torch.allclose(s1, s2, atol=1e-5) and torch.allclose(a1, a2, atol=1e-5)
+
+
+@pytest.mark.parametrize(("attention", "random"), [(None, False), (0.5, True), (0.0, False)])
+def test_attention_dropout_is_its_own_rate(attention, random):
+    # Hidden dropout off: only attention dropout can make two training passes differ, and
+    # by default (None) it follows the hidden rate.
+    torch.manual_seed(0)
+    cfg = CrossEncoderConfig(vocab_size=512, dropout=0.0, attention_dropout=attention)
+    model = CrossEncoder(cfg).train()
+    batch = _batch(["red bikes and blue cars"], ["a red bike next to a blue car"])
+    first, second = model(**batch), model(**batch)
+    assert (not torch.equal(first, second)) == random
+
+
+def test_attention_dropout_defaults_to_the_hidden_rate():
+    assert CrossEncoderConfig(dropout=0.3).attention_probs_dropout == 0.3
+    assert CrossEncoderConfig(dropout=0.3, attention_dropout=0.0).attention_probs_dropout == 0.0

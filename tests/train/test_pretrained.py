@@ -71,3 +71,16 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert "distributed_backend=gloo" in out.stderr + out.stdout
     assert (tmp_path / "last.ckpt").is_file()
     assert torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == 4
+
+
+@pytest.mark.parametrize(("attention", "expected"), [(None, 0.1), (0.0, 0.0)])
+def test_attention_dropout_reaches_the_pretrained_encoder(attention, expected):
+    cfg = CrossEncoderConfig(
+        pretrained="minilm-l6", max_length=64, dropout=0.0, attention_dropout=attention
+    )
+    model = CrossEncoder(cfg).train()
+    assert model.encoder.bert.config.attention_probs_dropout_prob == expected  # 0.1: its own
+    enc = cfg.tokenizer().encode_pairs(["vitamin d"], ["Vitamin D is a fat-soluble vitamin."], 64)
+    batch = {k: torch.from_numpy(v) for k, v in enc.as_dict().items()}
+    with torch.no_grad():
+        assert torch.equal(model(**batch), model(**batch)) == (expected == 0.0)

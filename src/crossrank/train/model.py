@@ -37,7 +37,9 @@ class CrossEncoderConfig:
 
     With ``pretrained`` (a directory, hub id or alias such as ``minilm-l6``) the encoder and
     tokenizer come from there, and only ``max_length``, ``pooling``, ``dropout`` and
-    ``answer_head`` apply.
+    ``answer_head`` apply. ``attention_dropout`` drops attention probabilities (default: the
+    pretrained encoder's own rate, or ``dropout`` for the tiny model); 0 spares the CPU a random
+    mask over every head's full attention matrix and lets it run fused attention.
     """
 
     vocab_size: int = 8192
@@ -47,6 +49,7 @@ class CrossEncoderConfig:
     n_heads: int = 4
     ffn_dim: int = 256
     dropout: float = 0.1
+    attention_dropout: float | None = None
     pooling: Pooling = "mean"
     answer_head: bool = False
     exact_match: bool = True
@@ -59,6 +62,10 @@ class CrossEncoderConfig:
             )
         if self.pooling not in ("mean", "cls"):
             raise ValueError(f"expected pooling 'mean' or 'cls', got {self.pooling!r}")
+
+    @property
+    def attention_probs_dropout(self) -> float:
+        return self.dropout if self.attention_dropout is None else self.attention_dropout
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,7 +85,7 @@ class SelfAttention(nn.Module):
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
         self.out = nn.Linear(cfg.dim, cfg.dim)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = nn.Dropout(cfg.attention_probs_dropout)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[0], x.shape[1]
@@ -171,7 +178,10 @@ class PretrainedEncoder(nn.Module):
         from transformers import AutoConfig, AutoModel
 
         path = resolve_pretrained(cfg.pretrained)
-        config = AutoConfig.from_pretrained(path, hidden_dropout_prob=cfg.dropout)
+        extra = {}
+        if cfg.attention_dropout is not None:
+            extra["attention_probs_dropout_prob"] = cfg.attention_dropout
+        config = AutoConfig.from_pretrained(path, hidden_dropout_prob=cfg.dropout, **extra)
         self.bert = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False)
         self.bert.train()  # from_pretrained returns eval mode; training mode is the nn.Module default
         self.dim = self.bert.config.hidden_size
