@@ -8,6 +8,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.utilities.enums import GradClipAlgorithmType
 from torchmetrics import MetricCollection
 from torchmetrics.retrieval import RetrievalMRR, RetrievalNormalizedDCG, RetrievalRecall
 
@@ -15,6 +17,7 @@ from crossrank.io import atomic_file
 from crossrank.train.datamodule import PairBatch
 from crossrank.train.losses import LossName, answer_bce, distill_kl, get_loss
 from crossrank.train.model import CrossEncoder, CrossEncoderConfig
+from crossrank.train.optim import adamw
 
 MONITOR = "val_ndcg@10"
 
@@ -171,13 +174,11 @@ class CrossEncoderModule(L.LightningModule):
             self.val_first_stage.reset()
 
     def configure_optimizers(self) -> dict[str, Any]:
-        head = [p for n, p in self.model.named_parameters() if n.startswith(("head.", "answer."))]
-        head_ids = {id(p) for p in head}
-        body = [p for p in self.model.parameters() if id(p) not in head_ids]
         hp = self.hparams
-        optimizer = torch.optim.AdamW(
-            [{"params": body, "lr": hp.lr}, {"params": head, "lr": hp.head_lr or hp.lr}],
-            weight_decay=hp.weight_decay,
+        # A loss scaler (fp16) must unscale before clipping, which a fused optimizer skips.
+        scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
+        optimizer = adamw(
+            self.model, hp.lr, hp.head_lr, hp.weight_decay, fused=False if scaled else None
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warm = max(1, int(total * hp.warmup))
@@ -199,6 +200,25 @@ class CrossEncoderModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        if optimizer.defaults.get("fused") and gradient_clip_val:
+            # Lightning refuses to clip for any fused optimizer under mixed precision, a check
+            # meant for fp16's loss scaler; bf16 has none (configure_optimizers never fuses
+            # with one), so its gradients are the true ones and clip as in fp32.
+            Precision.clip_gradients(
+                self.trainer.precision_plugin,
+                optimizer,
+                gradient_clip_val,
+                GradClipAlgorithmType(gradient_clip_algorithm or "norm"),
+            )
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
 
 def progress(
