@@ -17,7 +17,8 @@ is not timed; the rest are timed one by one (medians). Peak RSS is this whole pr
 First a matmul probe (the FFN's shape, 2,048 tokens x 384 -> 1,536) in fp32 and bf16 shows
 whether this CPU has fast bf16; where it has no bf16 matrix instructions (avx512_bf16, amx_bf16)
 the bf16 training rows are skipped, as ``crossrank train`` trains in fp32 there, unless
-``--force-bf16``.
+``--force-bf16``. Then an optimizer probe times one AdamW ``step()`` over the model's
+parameters, looped and fused.
 """
 
 from __future__ import annotations
@@ -73,6 +74,28 @@ def matmul_probe(repeats: int = 3) -> dict[str, float]:
             x @ y
             best = min(best, time.perf_counter() - t0)
         out[f"{name}_gflops"] = 2 * 2048 * 384 * 1536 / best / 1e9
+    return out
+
+
+def optimizer_probe(repeats: int = 5) -> dict[str, float]:
+    """Seconds per ``step()`` of the training AdamW over the MiniLM cross-encoder's parameters
+    (random gradients, median of ``repeats``): PyTorch's default loop against the fused kernel."""
+    from crossrank.train.model import CrossEncoder, CrossEncoderConfig
+    from crossrank.train.optim import adamw
+
+    model = CrossEncoder(CrossEncoderConfig(pretrained="minilm-l6"))
+    for p in model.parameters():
+        p.grad = torch.randn_like(p) * 1e-3
+    out = {}
+    for name, fused in (("loop_s", False), ("fused_s", True)):
+        optimizer = adamw(model, 5e-5, 1e-3, 0.01, fused=fused)
+        optimizer.step()  # warm-up: creates the moment buffers
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            optimizer.step()
+            times.append(time.perf_counter() - t0)
+        out[name] = statistics.median(times)
     return out
 
 
@@ -162,6 +185,10 @@ def main() -> int:
         f"GFLOP/s; bf16 matrix instructions: {'yes' if native else 'no'}",
         flush=True,
     )
+    optim = optimizer_probe()
+    print(
+        f"AdamW step(): {optim['loop_s']:.3f} s looped, {optim['fused_s']:.3f} s fused", flush=True
+    )
     precisions = (False, True) if native or args.force_bf16 else (False,)
     batches = make_batches(args.data, args.steps, args.groups, args.negatives)
     rows = []
@@ -187,7 +214,13 @@ def main() -> int:
         line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
         if line.startswith("VmHWM")
     )  # fmt: skip
-    result = {"machine": info, "matmul_probe": probe, "native_bf16": native, "rows": rows}
+    result = {
+        "machine": info,
+        "matmul_probe": probe,
+        "optimizer_probe": optim,
+        "native_bf16": native,
+        "rows": rows,
+    }
     write_json(args.output, {**result, "peak_rss_mib": int(rss) / 1024})
     return 0
 
