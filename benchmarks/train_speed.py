@@ -77,6 +77,9 @@ def matmul_probe(repeats: int = 3) -> dict[str, float]:
     return out
 
 
+RECIPE_ADAMW = (5e-5, 1e-3, 0.01)  # configs/minilm-nfcorpus.yaml: lr, head_lr, weight_decay
+
+
 def optimizer_probe(repeats: int = 5) -> dict[str, float]:
     """Seconds per ``step()`` of the training AdamW over the MiniLM cross-encoder's parameters
     (random gradients, median of ``repeats``): PyTorch's default loop against the fused kernel."""
@@ -88,7 +91,7 @@ def optimizer_probe(repeats: int = 5) -> dict[str, float]:
         p.grad = torch.randn_like(p) * 1e-3
     out = {}
     for name, fused in (("loop_s", False), ("fused_s", True)):
-        optimizer = adamw(model, 5e-5, 1e-3, 0.01, fused=fused)
+        optimizer = adamw(model, *RECIPE_ADAMW, fused=fused)
         optimizer.step()  # warm-up: creates the moment buffers
         times = []
         for _ in range(repeats):
@@ -122,7 +125,7 @@ def run(
     )
     module.train()
     loss_fn = get_loss("listwise")
-    optimizer = adamw(module.model, 5e-5, 1e-3, 0.01, fused=fused)
+    optimizer = adamw(module.model, *RECIPE_ADAMW, fused=fused)
     times, tokens = [], []
     for step, (queries, docs) in enumerate(batches):
         t0 = time.perf_counter()

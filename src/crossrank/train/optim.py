@@ -3,7 +3,7 @@ rates, on PyTorch's fused kernel where it applies.
 
 PyTorch's default AdamW on CPU loops over the parameters, ~10 small ops each (103 tensors for
 MiniLM-L6). The fused kernel does the same update in one pass per tensor: a quarter of the
-optimizer's time on 2 CPU cores, about 3% of the NFCorpus recipe's step (RESULTS.md).
+optimizer's time on 2 CPU cores, 2–3% of the NFCorpus recipe's step (RESULTS.md).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def adamw(
 ) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`. ``fused``: None uses the fused kernel wherever
     :func:`can_fuse`; False is PyTorch's default (per-parameter loop on CPU)."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = list(model.parameters())  # what param_groups hands the optimizer
     if fused is None:
         fused = can_fuse(params)
     elif fused and not can_fuse(params):
