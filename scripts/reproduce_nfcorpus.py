@@ -8,7 +8,8 @@ pipeline; write ``results.json`` and print a RESULTS.md row.
 It ships the end of the time-based schedule (``last.ckpt``, the annealed weights), not the
 checkpoint the 40-query validation subset scored best: 40 queries are too few to pick between
 checkpoints, and on all of dev the end did at least as well in both runs measured (RESULTS.md,
-"Which checkpoint to ship"). ``--ship best`` exports the subset's pick instead.
+"Which checkpoint to ship"). ``--ship best`` exports the subset's pick instead; ``--ship average``
+the tail average the recipe's ``TailAverage`` callback writes.
 """
 
 from __future__ import annotations
@@ -160,9 +161,10 @@ def main() -> int:
     parser.add_argument("--skip-train", action="store_true", help="reuse OUT's checkpoints")
     parser.add_argument(
         "--ship",
-        choices=("last", "best"),
+        choices=("last", "best", "average"),
         default="last",
-        help="export OUT/last.ckpt (the end of the schedule) or OUT/best.ckpt (the subset's best)",
+        help="export OUT/last.ckpt (the end of the schedule), OUT/best.ckpt (the subset's best) "
+        "or OUT/average.ckpt (the end averaged with snapshots at 65%% and 85%% of the schedule)",
     )
     parser.add_argument(
         "--from-reports", action="store_true", help="only rebuild results.json from OUT's reports"

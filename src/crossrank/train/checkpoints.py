@@ -25,7 +25,7 @@ class LatestCheckpoint(L.Callback):
 
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.global_step != self._saved_at and not trainer.sanity_checking:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # resume needs full state
             self._saved_at = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:

@@ -182,17 +182,14 @@ class CrossEncoderModule(L.LightningModule):
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warm = max(1, int(total * hp.warmup))
-        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
 
         def schedule(step: int) -> float:
             # With max_time the run ends at whichever comes first, its steps or its time, so
             # when the time budget is further along the schedule follows the time: a slower
             # CPU still warms up, decays and ends at a low rate, in fewer steps.
-            if timer is not None and timer.time_remaining("train") is not None:
-                elapsed, remaining = timer.time_elapsed("train"), timer.time_remaining("train")
-                done = progress(step, total, elapsed, remaining)
-                if done > step / total:
-                    return lr_factor(done, hp.warmup)
+            done = run_progress(self.trainer, step, total)
+            if done > step / total:
+                return lr_factor(done, hp.warmup)
             return step_factor(step, total, warm)
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -230,6 +227,17 @@ def progress(
         return min(1.0, by_steps)
     by_time = elapsed / max(1e-9, elapsed + remaining)
     return min(1.0, max(by_steps, by_time))
+
+
+def run_progress(trainer: L.Trainer, step: int | None = None, total: int | None = None) -> float:
+    """:func:`progress` of a running ``trainer``: its ``max_time`` Timer, if any, against
+    ``step`` (default: the global step) of ``total`` (default: the estimated stepping batches)."""
+    step = trainer.global_step if step is None else step
+    total = max(1, int(trainer.estimated_stepping_batches)) if total is None else total
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is None or timer.time_remaining("train") is None:
+        return progress(step, total)
+    return progress(step, total, timer.time_elapsed("train"), timer.time_remaining("train"))
 
 
 def step_factor(step: int, total: int, warm: int) -> float:
