@@ -6,6 +6,7 @@ import os
 import warnings
 from pathlib import Path
 
+import lightning as L
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,3 +109,14 @@ def bi_encoder_cache(tmp_path_factory) -> Path:
     cache = tmp_path_factory.mktemp("bi-encoder-cache")
     ensure_bi_encoder(cache)
     return cache
+
+
+class CrashAt(L.Callback):
+    """Simulates a killed run: raises in the middle of an epoch."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated crash")

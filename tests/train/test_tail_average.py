@@ -1,10 +1,10 @@
 """Tail averaging: snapshots placed by schedule progress, averaged with the end of training."""
 
-import lightning as L
 import pytest
 import torch
 
 from crossrank.train.tail_average import TailAverage
+from tests.conftest import CrashAt
 
 
 @pytest.mark.parametrize("at", [[], [0.0, 0.5], [0.5, 1.0], [0.8, 0.5], [0.5, 0.5]])
@@ -15,15 +15,6 @@ def test_fractions_must_be_inside_the_run_increasing_and_distinct(tmp_path, at):
 
 def _fit(cli, ckpt_path=None):
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
-
-
-class _CrashAt(L.Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 def _steps(path):
@@ -57,7 +48,7 @@ def test_snapshots_land_where_the_schedule_is_and_a_resumed_run_averages_the_sam
 
     # Killed after the first snapshot, resumed from last.ckpt: the same steps are averaged.
     crashing = train_tiny(tmp_path / "c", *args, run=False)
-    crashing.trainer.callbacks += [TailAverage(str(tmp_path / "c"), at=[0.5, 0.8]), _CrashAt(90)]
+    crashing.trainer.callbacks += [TailAverage(str(tmp_path / "c"), at=[0.5, 0.8]), CrashAt(90)]
     with pytest.raises(RuntimeError, match="simulated crash"):
         _fit(crashing)
     assert not (tmp_path / "c" / "average.ckpt").exists()

@@ -1,14 +1,13 @@
 import csv
 import random
 
-import lightning as L
 import pytest
 import torch
 
 from crossrank.eval.metrics import mean, ndcg_at_k
 from crossrank.train.datamodule import TriplesDataModule
 from crossrank.train.module import AtomicCheckpointIO, CrossEncoderModule
-from tests.conftest import train_tiny
+from tests.conftest import CrashAt, train_tiny
 
 
 def _margins(run):
@@ -62,17 +61,6 @@ def test_checkpoint_reload_gives_identical_scores(trained_tiny):
     with torch.no_grad():
         assert torch.equal(a(queries, docs), b(queries, docs))
     assert a.hparams.encoder == b.hparams.encoder
-
-
-class CrashAt(L.Callback):
-    """Simulates a killed run: raises in the middle of an epoch."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 @pytest.mark.slow
