@@ -2,11 +2,13 @@
 full step (forward, backward, optimizer), fp32 against bf16 autocast, at 128 and 256 tokens,
 padded to each batch's longest pair against length-sorted micro-batches, with the encoder's own
 attention dropout (0.1) against none (``attention_dropout: 0``: no random mask over every head's
-attention matrix, and PyTorch's fused CPU attention), and PyTorch's default AdamW (a loop over
-the parameters on CPU) against the fused one that training uses (``crossrank.train.optim``).
+attention matrix, and PyTorch's fused CPU attention), PyTorch's default AdamW (a loop over
+the parameters on CPU) against the fused one that training uses (``crossrank.train.optim``),
+and, with ``--freeze K``, the recipe's step with the embeddings and the bottom K layers frozen
+(``model.freeze_layers``: backward stops above them).
 
     python benchmarks/train_speed.py --data BEIR_DIR [--steps 6] [--groups 8] [--negatives 7]
-                                     [--force-bf16]
+                                     [--force-bf16] [--freeze K ...] [--recipe-only]
 
 Batches are what training sees: ``--groups`` queries of the train split, each with a judged
 positive and ``--negatives`` BM25 candidates (64 pairs per step by default), through the real
@@ -110,6 +112,7 @@ def run(
     groups: int,
     attention: float | None,
     fused: bool,
+    freeze: int = 0,
 ) -> dict:
     from crossrank.train.losses import get_loss
     from crossrank.train.model import CrossEncoderConfig
@@ -122,6 +125,7 @@ def run(
             pretrained="minilm-l6", max_length=max_length, attention_dropout=attention
         ),
         micro_batch=micro,
+        freeze_layers=freeze,
     )
     module.train()
     loss_fn = get_loss("listwise")
@@ -148,6 +152,7 @@ def run(
         "batches": f"sorted micro-batches of {micro}" if micro else "padded to longest",
         "attention_dropout": 0.1 if attention is None else attention,
         "optimizer": "fused AdamW" if fused else "AdamW loop",
+        "frozen_layers": freeze,
         "pairs_per_s": len(batches[0][0]) / per_step,
         "s_per_step": per_step,
         "loss_last": float(loss),
@@ -160,6 +165,7 @@ COLUMNS: list[Column] = [
     ("batches", "batches", "<30"),
     ("attn dropout", "attention_dropout", ">12.1f"),
     ("  optimizer", lambda r: f"  {r['optimizer']}", "<13"),
+    ("frozen", lambda r: r.get("frozen_layers", 0), ">6"),
     ("pairs/s", "pairs_per_s", ">9.1f"),
     ("s/step", "s_per_step", ">8.2f"),
 ]
@@ -178,6 +184,16 @@ def main() -> int:
     parser.add_argument(
         "--force-bf16", action="store_true", help="time bf16 even without bf16 instructions"
     )
+    parser.add_argument(
+        "--freeze",
+        type=int,
+        action="append",
+        default=[],
+        help="also time the recipe's step with the embeddings and this many bottom layers frozen",
+    )
+    parser.add_argument(
+        "--recipe-only", action="store_true", help="skip the reference variants (PyTorch defaults)"
+    )
     args = parser.parse_args()
     info = machine()
     torch.set_num_threads(info["cores"])
@@ -195,16 +211,22 @@ def main() -> int:
     precisions = (False, True) if native or args.force_bf16 else (False,)
     batches = make_batches(args.data, args.steps, args.groups, args.negatives)
     rows = []
-    variants = (  # (micro-batch, attention dropout, fused AdamW); None: MiniLM's own 0.1
-        (None, None, False),  # the reference: PyTorch's defaults
-        (None, 0.0, False),
-        (None, 0.0, True),  # what the NFCorpus recipe trains with
-        (args.micro, 0.0, True),
-    )
+    recipe = (None, 0.0, True, 0)  # what the NFCorpus recipe trains with
+    variants = [  # (micro-batch, attention dropout, fused AdamW, frozen layers)
+        (None, None, False, 0),  # the reference: PyTorch's defaults; None: MiniLM's own 0.1
+        (None, 0.0, False, 0),
+        recipe,
+        (args.micro, 0.0, True, 0),
+    ]
+    if args.recipe_only:
+        variants = [recipe]
+    variants += [(None, 0.0, True, k) for k in args.freeze]
     for max_length in (128, 256):
         for bf16 in precisions:
-            for micro, attention, fused in variants:
-                rows.append(run(batches, max_length, bf16, micro, args.groups, attention, fused))
+            for micro, attention, fused, freeze in variants:
+                rows.append(
+                    run(batches, max_length, bf16, micro, args.groups, attention, fused, freeze)
+                )
                 print(rows[-1], flush=True)
     print(machine_line(info))
     print_table(

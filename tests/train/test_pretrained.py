@@ -84,3 +84,12 @@ def test_attention_dropout_reaches_the_pretrained_encoder(attention, expected):
     batch = {k: torch.from_numpy(v) for k, v in enc.as_dict().items()}
     with torch.no_grad():
         assert torch.equal(model(**batch), model(**batch)) == (expected == 0.0)
+
+
+def test_freezing_minilm_keeps_its_embeddings_and_bottom_layers():
+    model = CrossEncoder(CrossEncoderConfig(pretrained="minilm-l6", max_length=32))
+    model.freeze_bottom(2)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert {n.split(".")[2] for n in frozen} == {"embeddings", "encoder"}
+    assert {n.split(".")[4] for n in frozen if ".encoder.layer." in n} == {"0", "1"}
+    assert not any(".layer.2." in n for n in frozen)

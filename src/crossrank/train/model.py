@@ -169,6 +169,11 @@ class TinyEncoder(nn.Module):
             x = block(x, bias)
         return x
 
+    def bottom(self, n_layers: int) -> list[nn.Module]:
+        """The embeddings and the first ``n_layers`` blocks."""
+        embeddings = [self.tok_emb, self.type_emb, self.pos_emb, self.match_emb, self.ln]
+        return [m for m in embeddings if m is not None] + list(self.blocks[:n_layers])
+
 
 class PretrainedEncoder(nn.Module):
     """A Hugging Face encoder (``transformers.AutoModel``) returning its last hidden states."""
@@ -197,6 +202,10 @@ class PretrainedEncoder(nn.Module):
         )
         return out.last_hidden_state
 
+    def bottom(self, n_layers: int) -> list[nn.Module]:
+        """The embeddings and the first ``n_layers`` transformer layers."""
+        return [self.bert.embeddings, *self.bert.encoder.layer[:n_layers]]
+
 
 class CrossEncoder(nn.Module):
     """Scores packed ``[CLS] query [SEP] document [SEP]`` pairs: one logit per pair."""
@@ -214,6 +223,26 @@ class CrossEncoder(nn.Module):
         for head in (self.head, self.answer):
             if head is not None:
                 self._init(head)
+
+    @property
+    def n_layers(self) -> int:
+        enc = self.encoder
+        return len(enc.bert.encoder.layer) if self.cfg.pretrained else len(enc.blocks)
+
+    def freeze_bottom(self, n_layers: int) -> None:
+        """Keep the embeddings and the first ``n_layers`` blocks at their current weights.
+
+        Nothing below the first trained block needs a gradient, so backward stops there: fewer
+        FLOPs per training pair (each frozen block costs its forward only), no optimizer state
+        for the embedding table, and the lower layers keep their pretrained, general features.
+        """
+        if not 0 <= n_layers <= self.n_layers:
+            raise ValueError(
+                f"expected 0 <= freeze_layers <= {self.n_layers} (the encoder's layers), "
+                f"got {n_layers}"
+            )
+        for module in self.encoder.bottom(n_layers) if n_layers else []:
+            module.requires_grad_(False)
 
     @staticmethod
     def _init(module: nn.Module) -> None:

@@ -41,6 +41,8 @@ class CrossEncoderModule(L.LightningModule):
         distill_weight: weight of the KL to the data's teacher scores (``data.teacher``), added
             to the label loss; 0 trains on labels alone.
         distill_temperature: softmax temperature of that KL.
+        freeze_layers: keep the embeddings and this many bottom encoder layers at their
+            pretrained weights (0: train everything); backward then stops above them.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class CrossEncoderModule(L.LightningModule):
         micro_batch: int | None = None,
         distill_weight: float = 0.0,
         distill_temperature: float = 1.0,
+        freeze_layers: int = 0,
     ) -> None:
         super().__init__()
         if isinstance(encoder, dict):  # hparams saved by LightningCLI hold the config as a dict
@@ -63,6 +66,7 @@ class CrossEncoderModule(L.LightningModule):
         encoder = encoder if encoder is not None else CrossEncoderConfig()
         self.save_hyperparameters()  # reads the locals, so the default encoder is recorded too
         self.model = CrossEncoder(encoder)
+        self.model.freeze_bottom(freeze_layers)
         self.tokenizer = encoder.tokenizer()
         self.max_length = encoder.max_length
         self.loss_fn = get_loss(loss)

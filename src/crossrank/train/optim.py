@@ -15,10 +15,12 @@ HEAD_PREFIXES = ("head.", "answer.")  # parameters trained from scratch, at ``he
 
 
 def param_groups(model: nn.Module, lr: float, head_lr: float | None = None) -> list[dict]:
-    """The encoder's parameters at ``lr``, the heads' at ``head_lr`` (default ``lr``)."""
-    head = [p for n, p in model.named_parameters() if n.startswith(HEAD_PREFIXES)]
+    """The encoder's trainable parameters at ``lr``, the heads' at ``head_lr`` (default ``lr``);
+    frozen parameters (``requires_grad`` False) get no optimizer state."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    head = [p for n, p in named if n.startswith(HEAD_PREFIXES)]
     head_ids = {id(p) for p in head}
-    body = [p for p in model.parameters() if id(p) not in head_ids]
+    body = [p for _, p in named if id(p) not in head_ids]
     return [{"params": body, "lr": lr}, {"params": head, "lr": head_lr or lr}]
 
 
@@ -38,7 +40,7 @@ def adamw(
 ) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`. ``fused``: None uses the fused kernel wherever
     :func:`can_fuse`; False is PyTorch's default (per-parameter loop on CPU)."""
-    params = list(model.parameters())  # what param_groups hands the optimizer
+    params = [p for p in model.parameters() if p.requires_grad]  # what param_groups hands it
     if fused is None:
         fused = can_fuse(params)
     elif fused and not can_fuse(params):
