@@ -149,6 +149,7 @@ class TinyEncoder(nn.Module):
     def __init__(self, cfg: CrossEncoderConfig) -> None:
         super().__init__()
         self.dim = cfg.dim
+        self.n_layers = cfg.n_layers
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.dim, padding_idx=0)
         self.type_emb = nn.Embedding(2, cfg.dim)
         self.pos_emb = nn.Embedding(cfg.max_length, cfg.dim)
@@ -190,6 +191,7 @@ class PretrainedEncoder(nn.Module):
         self.bert = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False)
         self.bert.train()  # from_pretrained returns eval mode; training mode is the nn.Module default
         self.dim = self.bert.config.hidden_size
+        self.n_layers = self.bert.config.num_hidden_layers
         if cfg.max_length > self.bert.config.max_position_embeddings:
             raise ValueError(
                 f"expected max_length <= {self.bert.config.max_position_embeddings} for {path}, "
@@ -224,11 +226,6 @@ class CrossEncoder(nn.Module):
             if head is not None:
                 self._init(head)
 
-    @property
-    def n_layers(self) -> int:
-        enc = self.encoder
-        return len(enc.bert.encoder.layer) if self.cfg.pretrained else len(enc.blocks)
-
     def freeze_bottom(self, n_layers: int) -> None:
         """Keep the embeddings and the first ``n_layers`` blocks at their current weights.
 
@@ -236,12 +233,14 @@ class CrossEncoder(nn.Module):
         FLOPs per training pair (each frozen block costs its forward only), no optimizer state
         for the embedding table, and the lower layers keep their pretrained, general features.
         """
-        if not 0 <= n_layers <= self.n_layers:
+        if not 0 <= n_layers <= self.encoder.n_layers:
             raise ValueError(
-                f"expected 0 <= freeze_layers <= {self.n_layers} (the encoder's layers), "
+                f"expected 0 <= freeze_layers <= {self.encoder.n_layers} (the encoder's layers), "
                 f"got {n_layers}"
             )
-        for module in self.encoder.bottom(n_layers) if n_layers else []:
+        if n_layers == 0:  # 0 trains everything, the embeddings included
+            return
+        for module in self.encoder.bottom(n_layers):
             module.requires_grad_(False)
 
     @staticmethod

@@ -40,12 +40,11 @@ def adamw(
 ) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`. ``fused``: None uses the fused kernel wherever
     :func:`can_fuse`; False is PyTorch's default (per-parameter loop on CPU)."""
-    params = [p for p in model.parameters() if p.requires_grad]  # what param_groups hands it
+    groups = param_groups(model, lr, head_lr)
+    params = [p for group in groups for p in group["params"]]
     if fused is None:
         fused = can_fuse(params)
     elif fused and not can_fuse(params):
         devices = sorted({p.device.type for p in params})
         raise ValueError(f"expected float parameters on cpu or cuda to fuse AdamW, got {devices}")
-    return torch.optim.AdamW(
-        param_groups(model, lr, head_lr), weight_decay=weight_decay, fused=fused or None
-    )
+    return torch.optim.AdamW(groups, weight_decay=weight_decay, fused=fused or None)
