@@ -176,7 +176,7 @@ def test_sweep_writes_files_and_pins_a_pipeline_that_refuses_drift(tiny_artifact
 
 
 @pytest.mark.slow
-def test_dense_and_hybrid_first_stages_on_the_fixture(tmp_path):
+def test_dense_and_hybrid_first_stages_on_the_fixture(tiny_artifact, tmp_path):
     from crossrank.data.beir import load_beir
     from crossrank.export.bi_encoder import ensure_bi_encoder
     from crossrank.retrieval.bm25 import BM25Retriever
@@ -208,6 +208,24 @@ def test_dense_and_hybrid_first_stages_on_the_fixture(tmp_path):
     hybrid = HybridRetriever({"bm25": BM25Retriever.build(ids, texts), "dense": dense})
     fused = hybrid.retrieve("how long should french press coffee steep", 10)
     assert len(fused) == 10 and fused[0].text is not None
+    # A pipeline pinned with approximate search reopens with it.
+    from crossrank.pipeline.pinning import open_pipeline, pin_pipeline
+
+    (tmp_path / "sweep.json").write_text(json.dumps({"split": "eval", "knee": 10}))
+    pin_pipeline(
+        tmp_path / "pipeline.json",
+        data=fixture_path(),
+        retriever_kind="dense",
+        retriever=approx,
+        model_dir=tiny_artifact,
+        precision="fp32",
+        top_n=10,
+        top_k=3,
+        sweep_json=tmp_path / "sweep.json",
+        approximate=True,
+    )
+    _, pipe = open_pipeline(tmp_path / "pipeline.json", tmp_path)
+    assert pipe.retriever.index is not None
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from crossrank.cli.common import add_fit_options, score_split
+from crossrank.cli.common import add_fit_options, passage_pooling, score_split
 from crossrank.runtime.artifact import Manifest
 from crossrank.runtime.calibration import calibrate, fit_platt, reliability
 
@@ -32,6 +32,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             "fitted_on": f"{args.data.rstrip('/').split('/')[-1]}:{args.split}",
             "first_stage": f"{args.retriever} top {args.top_n}",
             "precision": args.precision,
+            "passages": passage_pooling(args),
             "sigmoid": reliability(calibrate(logits, None), labels),
             "platt": reliability(calibrate(logits, fit), labels),
         }

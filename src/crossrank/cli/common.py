@@ -74,6 +74,21 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queries", type=int)
     add_precision(p, default="auto")
     add_score_cache(p)
+    add_passages(p)
+
+
+def add_passages(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--passages",
+        action="store_true",
+        help="score whole documents: overlapping passages that fit the window, pooled",
+    )
+    add_pooling(p)
+
+
+def passage_pooling(args: argparse.Namespace) -> str | None:
+    """The pooling when ``--passages`` is given (None: documents truncated to the window)."""
+    return args.pooling if args.passages else None
 
 
 def score_split(args: argparse.Namespace, split: str, purpose: str):
@@ -87,7 +102,12 @@ def score_split(args: argparse.Namespace, split: str, purpose: str):
     dataset = load_beir(args.data, split)
     retriever = build_retriever(args.retriever, args.data, args.cache_dir)
     reranker = build_reranker(
-        args.model, args.precision, args.batch_size, score_store=score_store(args)
+        args.model,
+        args.precision,
+        args.batch_size,
+        args.passages,
+        args.pooling,
+        score_store=score_store(args),
     )
     qids, _ = select_queries(dataset, args.max_queries)
     results = run_queries(

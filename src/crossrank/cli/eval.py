@@ -7,9 +7,10 @@ import json
 
 from crossrank.cli.common import (
     add_first_stage,
-    add_pooling,
+    add_passages,
     add_precision,
     add_score_cache,
+    passage_pooling,
     prepare_first_stage,
     score_store,
 )
@@ -43,12 +44,7 @@ def add_stage_options(p: argparse.ArgumentParser, sweep: bool = False) -> None:
         help="auto: add the first-stage score with the weight `crossrank fuse` fitted on dev "
         "and stored in the artifact (the report's model field says so); off: the reranker alone",
     )
-    p.add_argument(
-        "--passages",
-        action="store_true",
-        help="score whole documents: overlapping passages that fit the window, pooled",
-    )
-    add_pooling(p)
+    add_passages(p)
     p.add_argument("--max-queries", type=int)
     p.add_argument(
         "--latency-queries",
@@ -118,7 +114,7 @@ def run_eval(args: argparse.Namespace) -> int:
         reranker,
         model=describe_model(
             str(args.model) if args.model else None,
-            args.pooling if args.passages else None,
+            passage_pooling(args),
             fusion,
         ),
         precision=args.precision,
@@ -148,7 +144,7 @@ def run_pinned(args: argparse.Namespace) -> int:
         spec.retriever.kind,
         pipe.top_n,
         pipe.reranker,
-        model=describe_model(spec.reranker.path, None, pipe.fusion),
+        model=describe_model(spec.reranker.path, spec.passages, pipe.fusion),
         precision=spec.reranker.precision,
         max_queries=args.max_queries,
         fusion=pipe.fusion,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossrank.cli.common import add_fit_options, score_split
+from crossrank.cli.common import add_fit_options, passage_pooling, score_split
 from crossrank.cli.novelty_guard import fit_guard, guard_collections
 from crossrank.eval.metrics import mean, ndcg_at_k
 from crossrank.io import atomic_file
@@ -60,6 +60,7 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
             f"{args.split}_rank_agreement_median": float(np.median(agreements)),
             "guard_percentile": args.guard_percentile,
             "precision": args.precision,
+            "passages": passage_pooling(args),
             "top_n": args.top_n,
             "queries": len(lists),
             **novel,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crossrank.cli.common import passage_pooling
 from crossrank.cli.eval import add_stage_options, load_stages
 from crossrank.eval.report import print_sweep
 from crossrank.eval.sweep import check_budgets, sweep, write_sweep
@@ -40,8 +41,14 @@ def run_sweep(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         latency_queries=args.latency_queries,
     )
+    passages = passage_pooling(args)
     result.update(
-        {"retriever": args.retriever, "model": str(args.model), "precision": args.precision}
+        {
+            "retriever": args.retriever,
+            "model": str(args.model),
+            "precision": args.precision,
+            "passages": passages,
+        }
     )
     model_name = "/".join(Path(args.model).parts[-2:])
     files = write_sweep(
@@ -60,6 +67,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         sweep_json=files[0],
         fusion=args.fusion,
+        approximate=args.approximate,
+        passages=passages,
     )
     print_sweep(result)
     print(f"wrote {', '.join(str(f) for f in files)} and {Path(args.output) / 'pipeline.json'}")

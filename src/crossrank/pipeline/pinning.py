@@ -14,6 +14,7 @@ from crossrank.pipeline.stages import artifact_fusion, build_reranker, build_ret
 from crossrank.pipeline.two_stage import RetrieveThenRerank
 from crossrank.retrieval.bm25 import BM25Params, texts_fingerprint
 from crossrank.runtime.artifact import MANIFEST, ArtifactError, check_sha256, sha256_file
+from crossrank.runtime.passages import POOLINGS
 
 PIPELINE_FORMAT = 1
 
@@ -54,6 +55,7 @@ class RetrieverPin:
     kind: str
     index_sha256: str
     params: dict[str, Any] = field(default_factory=dict)
+    approximate: bool = False  # dense/hybrid: HNSW search instead of exact
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class PipelineSpec:
     top_k: int
     sweep: SweepPin
     fusion: str = "off"  # "auto": the artifact's fitted fusion with this first stage
+    passages: str | None = None  # a pooling: documents read as pooled passages; None: truncated
     format_version: int = PIPELINE_FORMAT
 
     def save(self, path: str | Path) -> None:
@@ -111,6 +114,10 @@ class PipelineSpec:
             )
         except (KeyError, TypeError) as exc:
             raise ArtifactError(f"{path}: expected a crossrank pipeline record ({exc})") from None
+        if spec.passages is not None and spec.passages not in POOLINGS:
+            raise ArtifactError(
+                f"{path}: expected passages null or one of {list(POOLINGS)}, got {spec.passages!r}"
+            )
         for file, expected in (
             (Path(spec.reranker.path) / MANIFEST, spec.reranker.sha256),
             (Path(spec.sweep.path), spec.sweep.sha256),
@@ -136,8 +143,11 @@ def pin_pipeline(
     top_k: int,
     sweep_json: str | Path,
     fusion: str = "off",
+    approximate: bool = False,
+    passages: str | None = None,
 ) -> PipelineSpec:
-    """Write ``pipeline.json`` recording every artifact of the pipeline by sha256."""
+    """Write ``pipeline.json`` recording every artifact of the pipeline by sha256, and how
+    it was run: ``approximate`` first-stage search, ``passages`` (their pooling) or not."""
     sweep = json.loads(Path(sweep_json).read_text())
     spec = PipelineSpec(
         data=str(Path(data).resolve()),
@@ -145,6 +155,7 @@ def pin_pipeline(
             retriever_kind,
             index_sha256(retriever),
             getattr(getattr(retriever, "params", None), "__dict__", {}),
+            approximate,
         ),
         reranker=RerankerPin(
             str(Path(model_dir).resolve()), sha256_file(Path(model_dir) / MANIFEST), precision
@@ -155,6 +166,7 @@ def pin_pipeline(
             str(Path(sweep_json).resolve()), sha256_file(sweep_json), sweep["split"], sweep["knee"]
         ),
         fusion=fusion,
+        passages=passages,
     )
     spec.save(path)
     return spec
@@ -185,13 +197,19 @@ def open_pipeline(
     spec = PipelineSpec.load(path)
     params = spec.retriever.params
     retriever = build_retriever(
-        spec.retriever.kind, spec.data, cache_dir, BM25Params(**params) if params else None
+        spec.retriever.kind,
+        spec.data,
+        cache_dir,
+        BM25Params(**params) if params else None,
+        spec.retriever.approximate,
     )
     check_index(spec, retriever, path)
     reranker = build_reranker(
         model or spec.reranker.path,
         precision or spec.reranker.precision,
         batch_size,
+        passages=spec.passages is not None,
+        pooling=spec.passages or "first_max",
         threads=threads,
         score_store=score_store,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -71,6 +71,7 @@ class Service:
         self.pipeline_sha256: str | None = None
         if config.pipeline:
             from crossrank.pipeline.pinning import open_pipeline
+            from crossrank.pipeline.stages import inner_reranker
 
             self.spec, self.pipeline = open_pipeline(
                 config.pipeline,
@@ -80,8 +81,11 @@ class Service:
                 model=config.model,
                 precision=config.precision if config.model else None,
             )
-            self.reranker = self.pipeline.reranker
+            self.reranker = inner_reranker(self.pipeline.reranker)
             self.pipeline_sha256 = sha256_file(config.pipeline)
+            if self.spec.passages is not None and not config.passages:
+                # The pipeline was measured reading passages: serve it the same way.
+                config = self.config = replace(config, passages=True, pooling=self.spec.passages)
         elif config.model:
             self.reranker = OnnxReranker(
                 config.model,
@@ -207,6 +211,21 @@ class Service:
         best = scored.answer if scored.answer is not None else scored.probability
         return bool(best.max() < threshold)
 
+    async def _search_scores(self, query: str, texts: list[str]) -> np.ndarray:
+        """One score per candidate: read whole, or as pooled passages when the server (or the
+        pinned pipeline) reads passages."""
+        if not texts:
+            return np.zeros(0)
+        if not self.config.passages:
+            return (await self._outputs(query, texts))[0]
+        r = self.reranker
+        units = await asyncio.to_thread(
+            document_units, r.tokenizer, query, texts, r.max_length, self.config.max_passages
+        )
+        return pool_units(
+            (await self._outputs(query, flatten(units)))[0], units, self.config.pooling
+        )
+
     async def search(self, req: SearchRequest) -> dict:
         if self.pipeline is None:
             raise ApiError(404, "expected a server started with --pipeline for /search, got none")
@@ -216,7 +235,7 @@ class Service:
         hits = await asyncio.to_thread(self.pipeline.retriever.retrieve, req.query, top_n)
         t1 = time.perf_counter()
         texts = [h.text for h in hits]  # every crossrank retriever keeps its texts
-        scores = (await self._outputs(req.query, texts))[0] if hits else np.zeros(0)
+        scores = await self._search_scores(req.query, texts)
         if self.pipeline.fusion is not None and len(hits):
             scores = await asyncio.to_thread(  # the novelty guard embeds the query
                 self.pipeline.fusion.apply, scores, np.array([h.score for h in hits]), req.query
