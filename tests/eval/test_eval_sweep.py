@@ -164,7 +164,22 @@ def test_sweep_writes_files_and_pins_a_pipeline_that_refuses_drift(tiny_artifact
     crossrank(
         "eval", "--pipeline", str(out / "pipeline.json"), "--split", "eval", "--output", str(report)
     )
-    assert json.loads(report.read_text())["top_n"] == result["knee"]
+    pinned_report = json.loads(report.read_text())
+    assert pinned_report["top_n"] == result["knee"] and "passages" not in pinned_report["model"]
+    refused = crossrank(
+        "eval", "--pipeline", str(out / "pipeline.json"), "--split", "eval", "--passages",
+        check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "expected no --passages with --pipeline" in refused.stderr
+    # A sweep reading passages pins it, and the pinned pipeline reads them again.
+    crossrank(
+        "sweep", "--data", FIXTURE, "--split", "eval", "--model", str(model), "--n", "10,30",
+        "--passages", "--pooling", "max", "--output", str(tmp_path / "sweep-passages"),
+    )  # fmt: skip
+    pinned = tmp_path / "sweep-passages" / "pipeline.json"
+    assert json.loads(pinned.read_text())["passages"] == "max"
+    crossrank("eval", "--pipeline", str(pinned), "--split", "eval", "--output", str(report))
+    assert "(passages, max-pooled)" in json.loads(report.read_text())["model"]
     # Change the reranker: the pinned pipeline must refuse and name the file.
     manifest = json.loads((model / "crossrank.json").read_text())
     manifest["max_length"] = 64

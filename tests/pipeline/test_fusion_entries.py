@@ -53,3 +53,16 @@ def test_fuse_adds_its_fit_beside_the_others(tiny_artifact, tmp_path):
     assert entries["bm25"]["first_stage"] == "bm25" and entries["bm25"]["fitted_on"].endswith(
         ":train"
     )
+    assert entries["bm25"]["passages"] is None  # fitted on truncated documents
+    fit_options = [
+        "--retriever",
+        "bm25",
+        "--precision",
+        "fp32",
+        "--top-n",
+        "20",
+        "--novelty-k",
+        "0",
+    ]
+    assert main([*args, *fit_options, "--passages", "--pooling", "max"]) == 0
+    assert fusion_entries(Manifest.load(model).fusion)["bm25"]["passages"] == "max"

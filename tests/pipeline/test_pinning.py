@@ -3,6 +3,7 @@ opening it again reads them the same way: in `eval --pipeline` and in the servic
 
 import asyncio
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -68,37 +69,98 @@ def test_an_unknown_pooling_in_pipeline_json_is_refused(tiny_artifact, tmp_path)
         PipelineSpec.load(tmp_path / "pipeline.json")
 
 
-@pytest.mark.parametrize("passages", [None, "first_max"])
-def test_search_scores_candidates_the_way_the_pipeline_was_pinned(
-    tiny_artifact, tmp_path, passages
-):
+def long_corpus(root):
+    """A BEIR folder whose answering document is longer than the tiny model's window."""
+    docs = {"long": LONG, "short": DOCS[1], "bread": DOCS[2]}
+    root.mkdir()
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in docs.items())
+    )
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": QUERY}) + "\n")
+    (root / "qrels").mkdir()
+    (root / "qrels" / "eval.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tlong\t1\n")
+    return root
+
+
+def search(service, query):
+    from crossrank.serve.requests import SearchRequest
+
+    body = asyncio.run(service.search(SearchRequest(query, top_k=3, top_n=3)))
+    return {r["id"]: r["score"] for r in body["results"]}
+
+
+@pytest.mark.parametrize(("pinned", "flag"), [(None, False), ("max", False), ("max", True)])
+def test_search_reads_candidates_as_the_pipeline_was_pinned(tiny_artifact, tmp_path, pinned, flag):
+    """Whatever the server's own --passages/--pooling (which set /rerank's default only)."""
     from crossrank.serve.metrics import Metrics
     from crossrank.serve.service import ServerConfig, Service
 
-    pin(tmp_path, tiny_artifact, passages=passages)
+    data = long_corpus(tmp_path / "data")
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text(json.dumps({"split": "eval", "knee": 3}))
+    pin_pipeline(
+        tmp_path / "pipeline.json",
+        data=data,
+        retriever_kind="bm25",
+        retriever=build_retriever("bm25", data, tmp_path / "cache"),
+        model_dir=tiny_artifact,
+        precision="fp32",
+        top_n=3,
+        top_k=3,
+        sweep_json=sweep,
+        passages=pinned,
+    )
     config = ServerConfig(
-        pipeline=str(tmp_path / "pipeline.json"), cache_dir=str(tmp_path / "cache")
+        pipeline=str(tmp_path / "pipeline.json"), cache_dir=str(tmp_path / "cache"), passages=flag
     )
     service = Service(config, Metrics())
     try:
-        assert service.config.passages is (passages is not None)
-        got = asyncio.run(service._search_scores(QUERY, DOCS))
+        got = search(service, QUERY)
+        rerank_default = (service.config.passages, service.config.pooling)
     finally:
         service.engine.close()
     reranker = OnnxReranker(tiny_artifact)
-    expected = (PassageScorer(reranker, passages) if passages else reranker).score(QUERY, DOCS)
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    scorer = PassageScorer(reranker, pinned) if pinned else reranker
+    ids = ["long", "short", "bread"]
+    expected = dict(zip(ids, scorer.score(QUERY, [LONG, DOCS[1], DOCS[2]]).tolist(), strict=True))
+    assert {"long", "short"} <= set(got)
+    assert got == pytest.approx({i: expected[i] for i in got}, abs=1e-5)
+    # /rerank's default: the server's flag when given (pooling first_max), else the pin.
+    assert rerank_default == (
+        (True, "first_max") if flag else (pinned is not None, pinned or "first_max")
+    )
 
 
-def test_a_fusion_fitted_on_other_readings_says_so(caplog):
-    from crossrank.pipeline.fusion import Fusion
-    from crossrank.pipeline.stages import warn_on_reading_change
+def test_a_fit_applied_to_documents_read_another_way_warns(tiny_artifact, tmp_path, caplog):
+    from crossrank.pipeline.stages import artifact_fusion, build_reranker
+    from crossrank.runtime.artifact import Manifest
 
-    truncated_fit = Fusion(0.4, "bm25", fit={"passages": None})
-    passages = PassageScorer(reranker=None, pooling="first_max")
-    warn_on_reading_change(truncated_fit, passages)
-    assert "fitted on truncated documents, applied to passages (first_max)" in caplog.text
+    model = tmp_path / "model"
+    shutil.copytree(tiny_artifact, model)
+    manifest = Manifest.load(model)
+    manifest.fusion = {"bm25": {"weight": 0.4, "first_stage": "bm25", "passages": None}}
+    manifest.save(model)
+    artifact_fusion(build_reranker(model, passages=True, pooling="max"), "bm25")
+    assert "fitted on truncated documents, applied to passages (max) ones" in caplog.text
+    assert "--passages --pooling max" in caplog.text
     caplog.clear()
-    warn_on_reading_change(Fusion(0.4, "bm25", fit={"passages": "first_max"}), passages)
-    warn_on_reading_change(Fusion(0.4, "bm25"), OnnxReranker.__new__(OnnxReranker))
+    artifact_fusion(build_reranker(model), "bm25")
     assert caplog.text == ""
+
+
+def test_a_server_reading_passages_warns_of_a_calibration_fitted_on_truncation(
+    tiny_artifact, tmp_path, caplog
+):
+    from crossrank.runtime.artifact import Manifest
+    from crossrank.serve.metrics import Metrics
+    from crossrank.serve.service import ServerConfig, Service
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_artifact, model)
+    manifest = Manifest.load(model)
+    manifest.calibration = {"method": "platt", "a": 1.0, "b": 0.0, "passages": None}
+    manifest.save(model)
+    for passages in (False, True):
+        Service(ServerConfig(model=str(model), passages=passages), Metrics()).engine.close()
+        warned = "the calibration (crossrank calibrate) was fitted on truncated" in caplog.text
+        assert warned is passages

@@ -100,7 +100,9 @@ def score_split(args: argparse.Namespace, split: str, purpose: str):
 
     prepare_first_stage(args.retriever, args.cache_dir)
     dataset = load_beir(args.data, split)
-    retriever = build_retriever(args.retriever, args.data, args.cache_dir)
+    retriever = build_retriever(
+        args.retriever, args.data, args.cache_dir, approximate=args.approximate
+    )
     reranker = build_reranker(
         args.model,
         args.precision,

@@ -129,6 +129,20 @@ def run_pinned(args: argparse.Namespace) -> int:
     """Evaluate exactly the pinned pipeline; refuse when any pinned artifact changed."""
     from crossrank.pipeline.pinning import PipelineSpec, open_pipeline
 
+    given = [
+        flag
+        for flag, on in (
+            ("--model", args.model),
+            ("--passages", args.passages),
+            ("--approximate", args.approximate),
+            ("--fusion auto", args.fusion == "auto"),
+        )
+        if on
+    ]
+    if given:
+        raise ValueError(
+            f"expected no {', '.join(given)} with --pipeline (it runs what it pins), got them"
+        )
     spec = PipelineSpec.load(args.pipeline)
     prepare_first_stage(spec.retriever.kind, args.cache_dir)
     if spec.fusion == "auto" and needs_bi_encoder(spec.reranker.path, spec.retriever.kind):

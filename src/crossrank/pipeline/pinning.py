@@ -114,6 +114,11 @@ class PipelineSpec:
             )
         except (KeyError, TypeError) as exc:
             raise ArtifactError(f"{path}: expected a crossrank pipeline record ({exc})") from None
+        if not isinstance(spec.retriever.approximate, bool):
+            raise ArtifactError(
+                f"{path}: expected retriever.approximate true or false, got "
+                f"{spec.retriever.approximate!r}"
+            )
         if spec.passages is not None and spec.passages not in POOLINGS:
             raise ArtifactError(
                 f"{path}: expected passages null or one of {list(POOLINGS)}, got {spec.passages!r}"

@@ -3,7 +3,6 @@ reranker (optionally reading passages, optionally fused with the first stage).""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -16,9 +15,7 @@ from crossrank.pipeline.two_stage import Scorer
 from crossrank.retrieval.base import Retriever
 from crossrank.retrieval.bm25 import BM25Params, cached_bm25
 from crossrank.runtime.artifact import Manifest, verify_file
-from crossrank.runtime.passages import PassageScorer
-
-log = logging.getLogger(__name__)
+from crossrank.runtime.passages import PassageScorer, warn_on_reading_change
 
 RETRIEVERS = ("bm25", "dense", "hybrid")
 
@@ -109,7 +106,11 @@ def artifact_fusion(
     inner = inner_reranker(reranker)
     fusion = stored_fusion(inner.manifest.fusion, first_stage)
     if fusion is not None:
-        warn_on_reading_change(fusion, reranker)
+        warn_on_reading_change(
+            f"the {first_stage} fusion weight (crossrank fuse)",
+            fusion.fit.get("passages"),
+            scorer_pooling(reranker),
+        )
     if fusion is None or fusion.novelty is None:
         return fusion
     from crossrank.pipeline.query_trust import QueryTrust, load_reference
@@ -125,25 +126,9 @@ def artifact_fusion(
     return replace(fusion, query_trust=QueryTrust(fusion.novelty, reference, embedder))
 
 
-def reading(scorer: Scorer) -> str:
-    """How a scorer reads documents: ``truncated`` or ``passages (<pooling>)``."""
-    return f"passages ({scorer.pooling})" if isinstance(scorer, PassageScorer) else "truncated"
-
-
-def warn_on_reading_change(fusion: Fusion, scorer: Scorer) -> None:
-    """The weight transfers (both sides are z-scored per query) but was chosen for the scores
-    it was fitted on: say so when the documents are now read differently."""
-    pooling = fusion.fit.get("passages")
-    fitted = f"passages ({pooling})" if pooling else "truncated"
-    if fitted != reading(scorer):
-        log.warning(
-            "the %s fusion weight was fitted on %s documents, applied to %s ones; refit with "
-            "crossrank fuse%s",
-            fusion.first_stage,
-            fitted,
-            reading(scorer),
-            " --passages" if isinstance(scorer, PassageScorer) else "",
-        )
+def scorer_pooling(scorer: Scorer) -> str | None:
+    """The pooling of a scorer that reads passages (None: it truncates documents)."""
+    return scorer.pooling if isinstance(scorer, PassageScorer) else None
 
 
 def require_bi_encoder(cache_dir: str | Path | None, purpose: str) -> Path:

@@ -9,6 +9,7 @@ the first passage's score and the best one's; also the max, or the mean of the t
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 
@@ -17,6 +18,8 @@ import numpy as np
 from crossrank.runtime.tokenization import PairTokenizer, query_cap
 
 _WORD = re.compile(r"\S+")
+MAX_PASSAGES = 16  # per document, by default
+log = logging.getLogger(__name__)
 
 
 def token_counts(tokenizer: PairTokenizer, texts: Sequence[str], limit: int) -> list[int]:
@@ -34,7 +37,7 @@ def split_passages(
     tokenizer: PairTokenizer,
     text: str,
     budget: int,
-    max_passages: int = 16,
+    max_passages: int = MAX_PASSAGES,
     max_tokens: int | None = None,
 ) -> list[str]:
     """Passages of ``text`` of at most ``budget`` tokens each (a word longer than the budget
@@ -93,7 +96,7 @@ def document_units(
     query: str,
     documents: Sequence[str],
     max_length: int,
-    max_passages: int = 16,
+    max_passages: int = MAX_PASSAGES,
     max_tokens: int | None = None,
 ) -> list[list[str]]:
     """The passages to score for each document beside ``query`` in a ``max_length`` window."""
@@ -133,7 +136,9 @@ class PassageScorer:
     ``passages_scored`` counts the passages of the last call, per document.
     """
 
-    def __init__(self, reranker, pooling: str = "first_max", max_passages: int = 16) -> None:
+    def __init__(
+        self, reranker, pooling: str = "first_max", max_passages: int = MAX_PASSAGES
+    ) -> None:
         pool(np.zeros(1), pooling)  # reject an unknown pooling now, not mid-run
         self.reranker = reranker
         self.pooling = pooling
@@ -147,3 +152,25 @@ class PassageScorer:
         scores = r.score_pairs([query] * len(flat), flat)
         self.passages_scored = [len(u) for u in units]
         return pool_units(scores, units, self.pooling).astype(np.float32)
+
+
+def reading(pooling: str | None) -> str:
+    """How documents are read: ``truncated`` (``pooling`` None) or ``passages (<pooling>)``."""
+    return "truncated" if pooling is None else f"passages ({pooling})"
+
+
+def warn_on_reading_change(what: str, fitted: str | None, used: str | None) -> bool:
+    """Log a warning when a fit (``what``: a fusion, a calibration) made on scores of documents
+    read one way (``fitted``: a pooling, None: truncated) is applied to scores read another way.
+    It still applies, but was chosen for the scores it saw. True when it warned."""
+    if fitted == used:
+        return False
+    flags = "" if used is None else f" --passages --pooling {used}"
+    log.warning(
+        "%s was fitted on %s documents, applied to %s ones; refit it with%s",
+        what,
+        reading(fitted),
+        reading(used),
+        flags or "out --passages",
+    )
+    return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,18 +13,16 @@ from crossrank.pipeline.two_stage import RetrieveThenRerank, warn_if_shallow
 from crossrank.runtime.artifact import sha256_file
 from crossrank.runtime.calibration import calibrate
 from crossrank.runtime.passages import (
-    document_budget,
     document_units,
     flatten,
     pool_units,
-    split_passages,
-    tail,
-    token_counts,
+    warn_on_reading_change,
 )
 from crossrank.runtime.precision import MODEL_FILES
 from crossrank.runtime.reranker import OnnxReranker
 from crossrank.serve.engine import Engine, QueueFull
 from crossrank.serve.errors import ApiError
+from crossrank.serve.reading import adopt_pinned_reading, check_pairs, request_units
 from crossrank.serve.requests import RerankRequest, SearchRequest
 
 
@@ -83,9 +81,7 @@ class Service:
             )
             self.reranker = inner_reranker(self.pipeline.reranker)
             self.pipeline_sha256 = sha256_file(config.pipeline)
-            if self.spec.passages is not None and not config.passages:
-                # The pipeline was measured reading passages: serve it the same way.
-                config = self.config = replace(config, passages=True, pooling=self.spec.passages)
+            config = self.config = adopt_pinned_reading(config, self.spec.passages)
         elif config.model:
             self.reranker = OnnxReranker(
                 config.model,
@@ -102,6 +98,12 @@ class Service:
             f"{self.reranker.max_length}"
         )
         self.calibration = self.reranker.manifest.calibration
+        if self.calibration:
+            warn_on_reading_change(
+                "the calibration (crossrank calibrate)",
+                self.calibration.get("passages"),
+                config.pooling if config.passages else None,
+            )
         # What clients see of the model: its content hash, never its path on this machine.
         self.model_name = f"crossrank-{self.reranker.sha256[:12]}"
         head = self.reranker.has_answer_head
@@ -117,37 +119,6 @@ class Service:
             chunk_pairs=config.chunk_pairs,
         )
         self.metrics = metrics
-
-    def _units(self, req: RerankRequest, passages: bool) -> list[list[str]]:
-        """The texts to score for each document: itself, or its passages."""
-        tok, window = self.reranker.tokenizer, self.reranker.max_length
-        if passages:
-            return document_units(
-                tok,
-                req.query,
-                req.documents,
-                window,
-                min(req.max_passages or self.config.max_passages, self.config.max_passages),
-                req.max_tokens_per_doc,
-            )
-        budget = document_budget(tok, req.query, window)
-        if req.max_tokens_per_doc is not None and req.max_tokens_per_doc < budget:
-            budget = req.max_tokens_per_doc
-            if req.truncation == "right":
-                return [split_passages(tok, d, budget, 1) for d in req.documents]
-        if req.truncation == "left":
-            return [[tail(tok, d, budget)] for d in req.documents]
-        if not req.truncate:
-            counts = token_counts(tok, req.documents, budget + 1)
-            for i, n in enumerate(counts):
-                if n > budget:
-                    raise ApiError(
-                        413,
-                        f"expected texts of at most {budget} tokens beside this query (window "
-                        f"{window}) with truncate: false, got {n}+ tokens in text {i}; send "
-                        "truncate: true, or passages: true to score every part",
-                    )
-        return [[d] for d in req.documents]
 
     def seconds_per_pair(self) -> float:
         m = self.metrics
@@ -188,14 +159,10 @@ class Service:
         passages = self.config.passages if req.passages is None else req.passages
         pooling = req.pooling or self.config.pooling
         self.admit(len(req.documents))  # before tokenizing: a refusal should cost nothing
-        units = await asyncio.to_thread(self._units, req, passages)
-        pairs = sum(map(len, units))
-        if pairs > self.config.max_pairs:
-            raise ApiError(
-                413,
-                f"expected at most {self.config.max_pairs} pairs (documents x passages) per "
-                f"request (--max-pairs), got {pairs}; send fewer documents or passages",
-            )
+        units = await asyncio.to_thread(
+            request_units, req, self.reranker, passages, self.config.max_passages
+        )
+        check_pairs(units, self.config.max_pairs, "send fewer documents or passages")
         out = await self._outputs(req.query, flatten(units))
         raw = pool_units(out[0], units, pooling)
         answer = None
@@ -212,19 +179,18 @@ class Service:
         return bool(best.max() < threshold)
 
     async def _search_scores(self, query: str, texts: list[str]) -> np.ndarray:
-        """One score per candidate: read whole, or as pooled passages when the server (or the
-        pinned pipeline) reads passages."""
+        """One score per candidate, read as the pipeline was pinned: whole (truncated to the
+        window), or as passages pooled the pinned way (whatever the server's own flags)."""
         if not texts:
             return np.zeros(0)
-        if not self.config.passages:
+        pooling = self.spec.passages
+        if pooling is None:
             return (await self._outputs(query, texts))[0]
+        self.admit(len(texts))  # before splitting: a refusal should cost nothing
         r = self.reranker
-        units = await asyncio.to_thread(
-            document_units, r.tokenizer, query, texts, r.max_length, self.config.max_passages
-        )
-        return pool_units(
-            (await self._outputs(query, flatten(units)))[0], units, self.config.pooling
-        )
+        units = await asyncio.to_thread(document_units, r.tokenizer, query, texts, r.max_length)
+        check_pairs(units, self.config.max_pairs, "send a smaller top_n")
+        return pool_units((await self._outputs(query, flatten(units)))[0], units, pooling)
 
     async def search(self, req: SearchRequest) -> dict:
         if self.pipeline is None:
