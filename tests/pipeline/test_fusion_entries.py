@@ -31,22 +31,8 @@ def test_fuse_adds_its_fit_beside_the_others(tiny_artifact, tmp_path):
     manifest.fusion = OLD  # written by an older fuse, for another first stage
     manifest.save(model)
     args = ["fuse", "--model", str(model), "--data", str(fixture_path()), "--split", "train"]
-    assert (
-        main(
-            [
-                *args,
-                "--retriever",
-                "bm25",
-                "--precision",
-                "fp32",
-                "--top-n",
-                "20",
-                "--novelty-k",
-                "0",
-            ]
-        )
-        == 0
-    )
+    args += ["--retriever", "bm25", "--precision", "fp32", "--top-n", "20", "--novelty-k", "0"]
+    assert main(args) == 0
     entries = fusion_entries(Manifest.load(model).fusion)
     assert set(entries) == {"bm25", "hybrid"}
     assert entries["hybrid"]["weight"] == 0.3
@@ -54,15 +40,5 @@ def test_fuse_adds_its_fit_beside_the_others(tiny_artifact, tmp_path):
         ":train"
     )
     assert entries["bm25"]["passages"] is None  # fitted on truncated documents
-    fit_options = [
-        "--retriever",
-        "bm25",
-        "--precision",
-        "fp32",
-        "--top-n",
-        "20",
-        "--novelty-k",
-        "0",
-    ]
-    assert main([*args, *fit_options, "--passages", "--pooling", "max"]) == 0
+    assert main([*args, "--passages", "--pooling", "max"]) == 0
     assert fusion_entries(Manifest.load(model).fusion)["bm25"]["passages"] == "max"

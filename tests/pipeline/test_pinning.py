@@ -23,17 +23,17 @@ LONG = " ".join(["the kitchen shelf holds jars of flour and sugar"] * 60) + (
 DOCS = [LONG, "reset the router password with the pin on the label", "bake bread at 220 degrees"]
 
 
-def pin(tmp_path, artifact, **options) -> PipelineSpec:
+def pin(tmp_path, artifact, data=FIXTURE, top_n=10, **options) -> PipelineSpec:
     sweep = tmp_path / "sweep.json"
-    sweep.write_text(json.dumps({"split": "eval", "knee": 10}))
+    sweep.write_text(json.dumps({"split": "eval", "knee": top_n}))
     return pin_pipeline(
         tmp_path / "pipeline.json",
-        data=FIXTURE,
+        data=data,
         retriever_kind="bm25",
-        retriever=build_retriever("bm25", FIXTURE, tmp_path / "cache"),
+        retriever=build_retriever("bm25", data, tmp_path / "cache"),
         model_dir=artifact,
         precision="fp32",
-        top_n=10,
+        top_n=top_n,
         top_k=3,
         sweep_json=sweep,
         **options,
@@ -96,20 +96,7 @@ def test_search_reads_candidates_as_the_pipeline_was_pinned(tiny_artifact, tmp_p
     from crossrank.serve.service import ServerConfig, Service
 
     data = long_corpus(tmp_path / "data")
-    sweep = tmp_path / "sweep.json"
-    sweep.write_text(json.dumps({"split": "eval", "knee": 3}))
-    pin_pipeline(
-        tmp_path / "pipeline.json",
-        data=data,
-        retriever_kind="bm25",
-        retriever=build_retriever("bm25", data, tmp_path / "cache"),
-        model_dir=tiny_artifact,
-        precision="fp32",
-        top_n=3,
-        top_k=3,
-        sweep_json=sweep,
-        passages=pinned,
-    )
+    pin(tmp_path, tiny_artifact, data=data, top_n=3, passages=pinned)
     config = ServerConfig(
         pipeline=str(tmp_path / "pipeline.json"), cache_dir=str(tmp_path / "cache"), passages=flag
     )

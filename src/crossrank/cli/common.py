@@ -91,19 +91,12 @@ def passage_pooling(args: argparse.Namespace) -> str | None:
     return args.pooling if args.passages else None
 
 
-def score_split(args: argparse.Namespace, split: str, purpose: str):
-    """(dataset, per-query results): the first stage's top ``args.top_n`` of every judged query
-    of ``split`` (the first ``args.max_queries``), scored by the reranker ``args.model``."""
-    from crossrank.data.beir import load_beir
-    from crossrank.eval.evaluate import run_queries, select_queries
-    from crossrank.pipeline.stages import build_reranker, build_retriever
+def reranker_from_args(args: argparse.Namespace):
+    """The reranker ``--model``, ``--precision``, ``--batch-size``, ``--passages``/``--pooling``
+    and ``--score-cache`` name."""
+    from crossrank.pipeline.stages import build_reranker
 
-    prepare_first_stage(args.retriever, args.cache_dir)
-    dataset = load_beir(args.data, split)
-    retriever = build_retriever(
-        args.retriever, args.data, args.cache_dir, approximate=args.approximate
-    )
-    reranker = build_reranker(
+    return build_reranker(
         args.model,
         args.precision,
         args.batch_size,
@@ -111,6 +104,21 @@ def score_split(args: argparse.Namespace, split: str, purpose: str):
         args.pooling,
         score_store=score_store(args),
     )
+
+
+def score_split(args: argparse.Namespace, split: str, purpose: str):
+    """(dataset, per-query results): the first stage's top ``args.top_n`` of every judged query
+    of ``split`` (the first ``args.max_queries``), scored by the reranker ``args.model``."""
+    from crossrank.data.beir import load_beir
+    from crossrank.eval.evaluate import run_queries, select_queries
+    from crossrank.pipeline.stages import build_retriever
+
+    prepare_first_stage(args.retriever, args.cache_dir)
+    dataset = load_beir(args.data, split)
+    retriever = build_retriever(
+        args.retriever, args.data, args.cache_dir, approximate=args.approximate
+    )
+    reranker = reranker_from_args(args)
     qids, _ = select_queries(dataset, args.max_queries)
     results = run_queries(
         dataset, qids, retriever, args.top_n, reranker, description=f"{split} ({purpose})"

@@ -12,6 +12,7 @@ from crossrank.cli.common import (
     add_score_cache,
     passage_pooling,
     prepare_first_stage,
+    reranker_from_args,
     score_store,
 )
 from crossrank.data.beir import load_beir
@@ -21,7 +22,6 @@ from crossrank.io import write_text_atomic
 from crossrank.pipeline.fusion import Fusion
 from crossrank.pipeline.stages import (
     artifact_fusion,
-    build_reranker,
     build_retriever,
     needs_bi_encoder,
 )
@@ -70,14 +70,7 @@ def load_stages(args: argparse.Namespace) -> tuple[Retriever, Scorer | None, Fus
     )
     if not args.model:
         return retriever, None, None
-    reranker = build_reranker(
-        args.model,
-        args.precision,
-        args.batch_size,
-        args.passages,
-        args.pooling,
-        score_store=score_store(args),
-    )
+    reranker = reranker_from_args(args)
     fusion = None
     if args.fusion == "auto":
         if needs_bi_encoder(args.model, args.retriever):
