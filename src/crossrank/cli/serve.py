@@ -6,6 +6,7 @@ import argparse
 import os
 
 from crossrank.cli.common import add_cache_dir, add_pooling, add_precision, prepare_first_stage
+from crossrank.runtime.passages import MAX_PASSAGES
 from crossrank.serve.security import AccessPolicy, default_hosts, load_keys
 from crossrank.serve.service import ServerConfig
 
@@ -123,7 +124,9 @@ def add_parser(sub) -> None:
     p.add_argument("--cache-mb", type=float, default=64.0, help="score cache bound (0: off)")
     p.add_argument("--passages", action="store_true", help="score long documents by passages")
     add_pooling(p)
-    p.add_argument("--max-passages", type=int, default=16, help="passages per document at most")
+    p.add_argument(
+        "--max-passages", type=int, default=MAX_PASSAGES, help="passages per document at most"
+    )
     p.add_argument(
         "--max-pairs", type=int, default=4096, help="pairs (documents x passages) per request"
     )

@@ -159,18 +159,17 @@ def reading(pooling: str | None) -> str:
     return "truncated" if pooling is None else f"passages ({pooling})"
 
 
-def warn_on_reading_change(what: str, fitted: str | None, used: str | None) -> bool:
+def warn_on_reading_change(what: str, fitted: str | None, used: str | None) -> None:
     """Log a warning when a fit (``what``: a fusion, a calibration) made on scores of documents
     read one way (``fitted``: a pooling, None: truncated) is applied to scores read another way.
-    It still applies, but was chosen for the scores it saw. True when it warned."""
+    It still applies, but was chosen for the scores it saw."""
     if fitted == used:
-        return False
-    flags = "" if used is None else f" --passages --pooling {used}"
+        return
+    refit = "without --passages" if used is None else f"with --passages --pooling {used}"
     log.warning(
-        "%s was fitted on %s documents, applied to %s ones; refit it with%s",
+        "%s was fitted on %s documents, applied to %s ones; refit it %s",
         what,
         reading(fitted),
         reading(used),
-        flags or "out --passages",
+        refit,
     )
-    return True

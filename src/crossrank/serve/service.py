@@ -13,6 +13,7 @@ from crossrank.pipeline.two_stage import RetrieveThenRerank, warn_if_shallow
 from crossrank.runtime.artifact import sha256_file
 from crossrank.runtime.calibration import calibrate
 from crossrank.runtime.passages import (
+    MAX_PASSAGES,
     document_units,
     flatten,
     pool_units,
@@ -44,7 +45,7 @@ class ServerConfig:
     cache_mb: float = 64.0
     passages: bool = False
     pooling: str = "first_max"
-    max_passages: int = 16
+    max_passages: int = MAX_PASSAGES
     body_timeout_s: float = 10.0  # a body not read by then gets 408 (slow-client guard)
     max_pairs: int = 4096  # pairs (documents x passages) one request may ask to score
     chunk_pairs: int = 8  # pairs of one request scored before the scheduler picks again
