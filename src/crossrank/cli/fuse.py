@@ -16,8 +16,15 @@ from crossrank.cli.common import add_fit_options, passage_pooling, score_split
 from crossrank.cli.novelty_guard import fit_guard, guard_collections
 from crossrank.eval.metrics import mean, ndcg_at_k
 from crossrank.io import atomic_file
-from crossrank.pipeline.fusion import Fusion, fit_weight, fusion_entries, rank_agreement
+from crossrank.pipeline.fusion import (
+    Fusion,
+    first_stage_evidence,
+    fit_weight,
+    fusion_entries,
+    rank_agreement,
+)
 from crossrank.pipeline.novelty import REFERENCE_FILE
+from crossrank.pipeline.stages import HYBRID_SIGNALS
 from crossrank.runtime.artifact import Manifest
 
 
@@ -26,6 +33,7 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
     the fused top ``top_n`` on ``split``, with the guards fitted on the same split: the
     agreement floor at a low percentile of its agreements, and the novelty guard."""
     collections = guard_collections(args)  # bad split names are refused before the scoring
+    signals = evidence_signals(args.retriever, args.evidence)
     dataset, results = score_split(args, args.split, "fusion fit")
     guard, reference, query_trusts = fit_guard(
         args, collections, [dataset.queries[r.qid] for r in results]
@@ -35,7 +43,7 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
         return lambda s: ndcg_at_k([hits[i].doc_id for i in np.argsort(-s, kind="stable")], judged)
 
     lists = [
-        (r.scores, np.array([h.score for h in r.hits]), metric(r.hits, dataset.qrels[r.qid]))
+        (r.scores, first_stage_evidence(r.hits, signals), metric(r.hits, dataset.qrels[r.qid]))
         for r in results
     ]
     agreements = [rank_agreement(ce, fs) for ce, fs, _ in lists]
@@ -67,8 +75,18 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
         },
         agreement_floor=floor,
         novelty=guard,
+        signals=signals,
     )
     return fusion, reference
+
+
+def evidence_signals(retriever: str, evidence: str) -> tuple[str, ...]:
+    """The first-stage signals a fit reads (empty: the first stage's own score)."""
+    if evidence == "signals" and retriever != "hybrid":
+        raise ValueError(f"expected --retriever hybrid for --evidence signals, got {retriever!r}")
+    if retriever == "hybrid" and evidence in ("auto", "signals"):
+        return HYBRID_SIGNALS
+    return ()
 
 
 def run_fuse(args: argparse.Namespace) -> int:
@@ -124,6 +142,14 @@ def add_parser(sub) -> None:
         "percentile of the split's, or whose novelty (distance to the reference queries) is "
         "above the split's 100 - this percentile, keep a shrinking share of the cross-encoder "
         "(0: both off)",
+    )
+    p.add_argument(
+        "--evidence",
+        choices=("auto", "score", "signals"),
+        default="auto",
+        help="what the fusion reads of the first stage: its score (for hybrid, the RRF score of "
+        "ranks), or the sum of its components' z-scored BM25 and cosine scores (signals; auto: "
+        "signals for hybrid, the score otherwise)",
     )
     p.add_argument(
         "--novelty-reference",

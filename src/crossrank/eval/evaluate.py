@@ -87,7 +87,7 @@ def run_queries(
             with without_score_store(reranker) if bypass else nullcontext():
                 alone = rerank_scores(reranker, query, hits, texts)
             if fusion is not None and len(hits):
-                first = np.array([h.score for h in hits], np.float64)
+                first = fusion.evidence(hits)
                 scores = fusion.apply(alone, first, query)
             else:
                 scores = alone

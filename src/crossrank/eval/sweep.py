@@ -97,11 +97,10 @@ def sweep(
                     rerank_scores(reranker, query, hits[:n], texts[:n], fusion)
                     per_n[n]["latency"].append((time.perf_counter() - t0) * 1e3)
         alone = rerank_scores(reranker, query, hits, texts)
-        first = np.array([h.score for h in hits], dtype=np.float64)
         for n in ns:
             scores = alone[:n]
-            if fusion is not None and len(scores):
-                scores = fusion.apply(scores, first[:n], query)
+            if fusion is not None and len(scores):  # z-scores are of the top N: evidence per N
+                scores = fusion.apply(scores, fusion.evidence(hits[:n]), query)
             ranked = [hits[i].doc_id for i in np.argsort(-scores, kind="stable")]
             m = per_n[n]
             for name, value in (

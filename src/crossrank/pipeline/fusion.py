@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 
 from crossrank.pipeline.novelty import NoveltyGuard
-from crossrank.retrieval.hybrid import zscore
+from crossrank.retrieval.base import Hit
+from crossrank.retrieval.hybrid import zscore, zscore_sum
 
 __all__ = [
     "Fusion",
+    "first_stage_evidence",
     "fit_weight",
     "fusion_entries",
     "interpolate",
@@ -26,6 +28,22 @@ __all__ = [
     "trust",
     "zscore",
 ]
+
+
+def first_stage_evidence(hits: Sequence[Hit], signals: Sequence[str] = ()) -> np.ndarray:
+    """What fusion reads of the first stage for each hit: its score, or with ``signals`` named
+    (a hybrid first stage's components, e.g. ``("bm25", "dense")``) the sum of their z-scores
+    over the list, which keeps the score gaps that reciprocal rank fusion's ranks throw away."""
+    if not signals:
+        return np.array([h.score for h in hits], dtype=np.float64)
+    for h in hits:
+        if h.signals is None or any(s not in h.signals for s in signals):
+            got = sorted(h.signals) if h.signals else "none"
+            raise ValueError(
+                f"expected first-stage signals {list(signals)} on every hit (a hybrid first "
+                f"stage), got {got} on {h.doc_id!r}"
+            )
+    return zscore_sum([np.array([h.signals[s] for h in hits], np.float64) for s in signals])
 
 
 def interpolate(
@@ -117,7 +135,9 @@ def fit_weight(
 
 @dataclass(frozen=True)
 class Fusion:
-    """``z(cross-encoder) + weight * z(first stage)``, fitted for one kind of first stage, with
+    """``z(cross-encoder) + weight * z(first stage)``, fitted for one kind of first stage (the
+    first stage read as its score, or as its components' ``signals``: see
+    :func:`first_stage_evidence`), with
     the cross-encoder's share cut on queries where it disagrees with the first stage far more
     than on dev (``agreement_floor``, see :func:`trust`) or that lie further from the training
     queries than dev's do (``novelty``; :mod:`crossrank.pipeline.novelty`). A fusion with a
@@ -132,6 +152,11 @@ class Fusion:
     agreement_floor: float | None = None  # the guard (see :func:`trust`); None: always trust
     novelty: NoveltyGuard | None = None
     query_trust: Callable[[str], float] | None = field(default=None, compare=False, repr=False)
+    signals: tuple[str, ...] = ()  # empty: the first stage's own score
+
+    def evidence(self, hits: Sequence[Hit]) -> np.ndarray:
+        """The first-stage scores :meth:`apply` takes for these hits."""
+        return first_stage_evidence(hits, self.signals)
 
     def apply(
         self, cross_encoder: np.ndarray, first_stage: np.ndarray, query: str | None = None
@@ -156,6 +181,7 @@ class Fusion:
             "normalization": self.normalization,
             "fitted_on": self.fitted_on,
             "agreement_floor": self.agreement_floor,
+            **({"signals": list(self.signals)} if self.signals else {}),
             **({"novelty": self.novelty.to_dict()} if self.novelty else {}),
         }
 
@@ -174,10 +200,22 @@ class Fusion:
         floor = raw.get("agreement_floor")
         if floor is not None and not isinstance(floor, (int, float)):
             raise ValueError(f"expected a number or null for agreement_floor, got {floor!r}")
+        signals = raw.get("signals", [])
+        if not isinstance(signals, list) or not all(isinstance(x, str) for x in signals):
+            raise ValueError(f"expected a list of signal names for signals, got {signals!r}")
         novelty = NoveltyGuard.from_dict(raw["novelty"]) if raw.get("novelty") else None
         own = ("weight", "first_stage", "normalization", "fitted_on", "agreement_floor", "novelty")
-        fit = {k: v for k, v in raw.items() if k not in own}
-        return cls(weight, first_stage, "zscore", raw.get("fitted_on"), fit, floor, novelty)
+        fit = {k: v for k, v in raw.items() if k not in (*own, "signals")}
+        return cls(
+            weight,
+            first_stage,
+            "zscore",
+            raw.get("fitted_on"),
+            fit,
+            floor,
+            novelty,
+            signals=tuple(signals),
+        )
 
 
 def fusion_entries(manifest_fusion: dict | None) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from crossrank.runtime.artifact import Manifest, verify_file
 from crossrank.runtime.passages import PassageScorer, warn_on_reading_change
 
 RETRIEVERS = ("bm25", "dense", "hybrid")
+HYBRID_SIGNALS = ("bm25", "dense")  # the hybrid first stage's components, by name
 
 
 def build_retriever(
@@ -48,7 +49,8 @@ def build_retriever(
     dense = DenseRetriever.build(OnnxEmbedder(artifact), doc_ids, texts, cache, approximate)
     if kind == "dense":
         return dense
-    return HybridRetriever({"bm25": cached_bm25(doc_ids, texts, cache, bm25), "dense": dense})
+    bm25_retriever = cached_bm25(doc_ids, texts, cache, bm25)
+    return HybridRetriever(dict(zip(HYBRID_SIGNALS, (bm25_retriever, dense), strict=True)))
 
 
 def build_reranker(

@@ -129,4 +129,4 @@ def rerank_scores(
     scores = reranker.score(query, texts)
     if fusion is None:
         return scores
-    return fusion.apply(scores, np.array([h.score for h in hits], dtype=np.float64), query)
+    return fusion.apply(scores, fusion.evidence(hits), query)

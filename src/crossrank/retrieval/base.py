@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved document: its id, first-stage score, 0-based rank and (if known) text."""
+    """One retrieved document: its id, first-stage score, 0-based rank, (if known) text, and
+    (from a hybrid first stage) each component retriever's score of it, by name."""
 
     doc_id: str
     score: float
     rank: int
     text: str | None = None
+    signals: Mapping[str, float] | None = None
 
 
 @runtime_checkable
@@ -29,6 +33,7 @@ class CorpusRetriever:
     query, and both check ``k``; subclasses implement :meth:`_search` for ``1 <= k <= len(doc_ids)``."""
 
     doc_ids: list[str]
+    _positions: dict[str, int] | None = None
 
     def retrieve(self, query: str, k: int) -> list[Hit]:
         return self.retrieve_many([query], k)[0]
@@ -38,6 +43,21 @@ class CorpusRetriever:
         if k <= 0:
             raise ValueError(f"expected k >= 1, got {k}")
         return self._search(list(queries), min(k, len(self.doc_ids)))
+
+    def document_scores(self, query: str, doc_ids: Sequence[str]) -> np.ndarray:
+        """The query's score of each of ``doc_ids`` (any documents of the corpus, retrieved or
+        not), on the scale of :meth:`retrieve`'s scores."""
+        raise NotImplementedError
+
+    def _position(self, doc_ids: Sequence[str]) -> np.ndarray:
+        if self._positions is None:
+            self._positions = {d: i for i, d in enumerate(self.doc_ids)}
+        try:
+            return np.array([self._positions[d] for d in doc_ids], dtype=np.int64)
+        except KeyError as e:
+            raise KeyError(
+                f"expected documents of this corpus, got unknown id {e.args[0]!r}"
+            ) from None
 
     def _search(self, queries: list[str], k: int) -> list[list[Hit]]:
         raise NotImplementedError

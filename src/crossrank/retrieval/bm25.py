@@ -107,6 +107,9 @@ class BM25Retriever(CorpusRetriever):
             return np.zeros(len(self.doc_ids), dtype=np.float32)
         return np.asarray(self._model.get_scores(tokens), dtype=np.float32)
 
+    def document_scores(self, query: str, doc_ids: Sequence[str]) -> np.ndarray:
+        return self.corpus_scores(query)[self._position(doc_ids)]
+
     def save(self, path: str | Path) -> None:
         """Write the index atomically (a temporary directory, then a rename)."""
         with atomic_directory(path) as tmp:

@@ -88,6 +88,18 @@ class DenseRetriever(CorpusRetriever):
         self.embeddings = embeddings
         self.texts = texts
         self.index = _hnsw(embeddings) if approximate else None
+        self._last: tuple[str, np.ndarray] | None = None  # the last query's vector
+
+    def _embed(self, queries: list[str]) -> np.ndarray:
+        """Query vectors; the last single query's is kept, so that a hybrid first stage reading
+        :meth:`document_scores` after :meth:`retrieve` embeds it once."""
+        last = self._last
+        if len(queries) == 1 and last is not None and last[0] == queries[0]:
+            return last[1]
+        vectors = self.embedder.embed(queries)
+        if len(queries) == 1:
+            self._last = (queries[0], vectors)
+        return vectors
 
     @classmethod
     def build(
@@ -134,8 +146,12 @@ class DenseRetriever(CorpusRetriever):
         """Cosine similarity of each query with every document: ``[queries, doc_ids]``."""
         return self.embedder.embed(queries) @ self.embeddings.T
 
+    def document_scores(self, query: str, doc_ids: Sequence[str]) -> np.ndarray:
+        """Exact cosine similarities, also when the search is approximate."""
+        return self.embeddings[self._position(doc_ids)] @ self._embed([query])[0]
+
     def _search(self, queries: list[str], k: int) -> list[list[Hit]]:
-        vectors = self.embedder.embed(queries)
+        vectors = self._embed(queries)
         if self.index is not None:
             found = self.index.search(vectors, k)
             keys, dist = np.atleast_2d(found.keys), np.atleast_2d(found.distances)

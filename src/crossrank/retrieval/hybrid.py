@@ -1,5 +1,5 @@
 """Hybrid first stage: reciprocal rank fusion of several retrievers' lists, and the per-list
-z-score that score fusion (pipeline) and the training teacher share."""
+z-scores that score fusion (pipeline) and the training teacher share."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ def zscore(scores: np.ndarray) -> np.ndarray:
         return scores
     std = scores.std()
     return (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
+
+
+def zscore_sum(signals: Sequence[np.ndarray]) -> np.ndarray:
+    """The sum of each signal's z-score over one query's list: the hybrid first stage's
+    evidence for each candidate (the training teacher's score, and what fusion reads)."""
+    if not signals:
+        raise ValueError("expected at least one signal, got none")
+    return np.sum([zscore(s) for s in signals], axis=0)
 
 
 def reciprocal_rank_fusion(
@@ -39,7 +47,9 @@ def reciprocal_rank_fusion(
 
 
 class HybridRetriever:
-    """Reciprocal rank fusion (k=60) of two first stages, each asked for ``depth`` hits."""
+    """Reciprocal rank fusion (k=60) of two first stages, each asked for ``depth`` hits. Each hit
+    carries every component's score of it (``Hit.signals``, by component name), also from the
+    components whose own list missed it, so that fusion can read the scores, not the ranks."""
 
     def __init__(
         self,
@@ -58,5 +68,15 @@ class HybridRetriever:
         texts = {h.doc_id: h.text for hits in lists.values() for h in hits}
         fused = reciprocal_rank_fusion(
             {name: [h.doc_id for h in hits] for name, hits in lists.items()}, self.weights, self.k
-        )
-        return [Hit(doc, score, r, texts.get(doc)) for r, (doc, score) in enumerate(fused[:k])]
+        )[:k]
+        ids = [doc for doc, _ in fused]
+        scorers = {n: getattr(r, "document_scores", None) for n, r in self.retrievers.items()}
+        if not ids or None in scorers.values():  # a component that cannot score any document
+            return [
+                Hit(doc, score, rank, texts.get(doc)) for rank, (doc, score) in enumerate(fused)
+            ]
+        scores = {name: score_documents(query, ids) for name, score_documents in scorers.items()}
+        return [
+            Hit(doc, score, rank, texts.get(doc), {n: float(s[rank]) for n, s in scores.items()})
+            for rank, (doc, score) in enumerate(fused)
+        ]

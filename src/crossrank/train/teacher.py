@@ -19,7 +19,7 @@ from crossrank.data.examples import LabeledSet
 from crossrank.io import write_text_atomic
 from crossrank.retrieval.bm25 import BM25Params, cached_bm25, index_key, texts_fingerprint
 from crossrank.retrieval.dense import DenseRetriever, OnnxEmbedder, require_bi_encoder
-from crossrank.retrieval.hybrid import reciprocal_rank_fusion, zscore
+from crossrank.retrieval.hybrid import reciprocal_rank_fusion, zscore_sum
 
 FORMAT = 1  # bump when the cached lists change meaning
 
@@ -57,7 +57,7 @@ def teacher_list(
     candidates = [d for d, _ in fused]
     position = position if position is not None else {d: i for i, d in enumerate(doc_ids)}
     rows = np.array([position[d] for d in candidates], dtype=np.int64)
-    scores = zscore(bm25[rows]) + zscore(cosine[rows])
+    scores = zscore_sum([bm25[rows], cosine[rows]])
     unsure = likely_false_negatives(judged, bm25_ranked, dense_ranked, false_negative_top)
     return candidates, [float(s) for s in scores], unsure
 

@@ -1,0 +1,121 @@
+"""A hybrid first stage hands fusion its components' scores (``Hit.signals``), not only the
+rank-based RRF score; fusion fitted on them reads z(BM25) + z(cosine) for each candidate."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crossrank.cli.fuse import evidence_signals
+from crossrank.data.beir import load_beir
+from crossrank.data.examples import fixture_path
+from crossrank.pipeline.fusion import Fusion, first_stage_evidence, stored_fusion
+from crossrank.retrieval.base import Hit
+from crossrank.retrieval.bm25 import BM25Params, BM25Retriever
+from crossrank.retrieval.hybrid import HybridRetriever, zscore
+
+FIXTURE = fixture_path()
+QUERY = "how long should french press coffee steep"
+
+
+def two_bm25_hybrid(depth: int) -> HybridRetriever:
+    """A hybrid of two real retrievers that rank differently (stemmed vs not, other k1/b)."""
+    data = load_beir(FIXTURE, "eval")
+    ids, texts = data.corpus_texts()
+    plain = BM25Params(k1=0.9, b=0.4, stemmer=None, stopwords=None)
+    return HybridRetriever(
+        {"a": BM25Retriever.build(ids, texts), "b": BM25Retriever.build(ids, texts, plain)},
+        depth=depth,
+    )
+
+
+def hits_with(a: list[float], b: list[float]) -> list[Hit]:
+    return [
+        Hit(f"d{i}", 1.0 / (i + 1), i, None, {"a": x, "b": y})
+        for i, (x, y) in enumerate(zip(a, b, strict=True))
+    ]
+
+
+FLOATS = st.floats(-20, 20, allow_nan=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(1, 30).flatmap(
+        lambda n: st.lists(st.tuples(FLOATS, FLOATS), min_size=n, max_size=n)
+    )
+)
+def test_evidence_is_the_sum_of_the_signals_z_scores(pairs):
+    a, b = (list(x) for x in zip(*pairs, strict=True))
+    hits = hits_with(a, b)
+    np.testing.assert_allclose(
+        first_stage_evidence(hits, ("a", "b")), zscore(np.array(a)) + zscore(np.array(b))
+    )
+    np.testing.assert_allclose(first_stage_evidence(hits), [h.score for h in hits])  # no signals
+    # Each candidate keeps its own evidence whatever the list's order.
+    order = np.random.default_rng(len(a)).permutation(len(a))
+    shuffled = first_stage_evidence([hits[i] for i in order], ("a", "b"))
+    np.testing.assert_allclose(shuffled, first_stage_evidence(hits, ("a", "b"))[order])
+
+
+def test_evidence_refuses_hits_without_the_signals_it_was_fitted_on():
+    bare = [Hit("d0", 1.0, 0), Hit("d1", 0.5, 1)]
+    with pytest.raises(ValueError, match=r"expected first-stage signals \['a', 'b'\].*got none"):
+        first_stage_evidence(bare, ("a", "b"))
+    with pytest.raises(ValueError, match=r"got \['a'\] on 'd0'"):
+        first_stage_evidence([Hit("d0", 1.0, 0, None, {"a": 1.0})], ("a", "b"))
+
+
+def test_signals_round_trip_and_old_entries_read_the_score():
+    fusion = Fusion(0.7, "hybrid", fitted_on="x:dev", signals=("bm25", "dense"))
+    again = Fusion.from_dict(fusion.to_dict())
+    assert again == fusion and again.signals == ("bm25", "dense")
+    old = {"weight": 0.3, "first_stage": "hybrid", "normalization": "zscore"}
+    assert stored_fusion(old, "hybrid").signals == ()
+    with pytest.raises(ValueError, match="expected a list of signal names"):
+        Fusion.from_dict({**old, "signals": "bm25"})
+
+
+def test_fuse_reads_signals_only_from_a_hybrid_first_stage():
+    assert evidence_signals("hybrid", "auto") == ("bm25", "dense")
+    assert evidence_signals("hybrid", "score") == ()
+    assert evidence_signals("bm25", "auto") == ()
+    with pytest.raises(ValueError, match="expected --retriever hybrid"):
+        evidence_signals("bm25", "signals")
+
+
+def test_every_hybrid_hit_carries_each_components_score_even_when_its_list_missed_it():
+    hybrid = two_bm25_hybrid(depth=3)
+    hits = hybrid.retrieve(QUERY, 6)
+    lists = {
+        n: {h.doc_id: h.score for h in r.retrieve(QUERY, 3)} for n, r in hybrid.retrievers.items()
+    }
+    assert any(h.doc_id not in lists["a"] or h.doc_id not in lists["b"] for h in hits)
+    for name, r in hybrid.retrievers.items():
+        expected = r.document_scores(QUERY, [h.doc_id for h in hits])
+        np.testing.assert_allclose([h.signals[name] for h in hits], expected, rtol=1e-6)
+        for h in hits:  # a document a component retrieved keeps that component's own score
+            if h.doc_id in lists[name]:
+                assert h.signals[name] == pytest.approx(lists[name][h.doc_id], rel=1e-6)
+    with pytest.raises(KeyError, match="unknown id 'nope'"):
+        hybrid.retrievers["a"].document_scores(QUERY, ["nope"])
+
+
+@pytest.mark.slow
+def test_sweep_fuses_each_budget_on_its_own_top_n_like_eval(tiny_artifact):
+    """The evidence's z-scores are over the N candidates reranked: every N of a sweep equals
+    `eval --top-n N` with the same signal fusion."""
+    from crossrank.eval.evaluate import evaluate
+    from crossrank.eval.sweep import sweep
+    from crossrank.pipeline.stages import build_reranker
+
+    hybrid = two_bm25_hybrid(depth=30)
+    fusion = Fusion(0.8, "hybrid", signals=("a", "b"))
+    reranker = build_reranker(tiny_artifact, "int8")
+    ns = [5, 10, 30]
+    result = sweep(FIXTURE, "eval", hybrid, reranker, ns, progress=False, fusion=fusion)
+    for row in result["rows"]:
+        report = evaluate(
+            FIXTURE, "eval", hybrid, "hybrid", row["n"], reranker, progress=False, fusion=fusion
+        )
+        assert row["ndcg@10"] == pytest.approx(report["reranked"]["ndcg@10"], abs=1e-12), row["n"]
