@@ -10,7 +10,7 @@ from crossrank.cli.fuse import evidence_signals
 from crossrank.data.beir import load_beir
 from crossrank.data.examples import fixture_path
 from crossrank.pipeline.fusion import Fusion, first_stage_evidence, stored_fusion
-from crossrank.retrieval.base import Hit
+from crossrank.retrieval.base import CorpusRetriever, Hit
 from crossrank.retrieval.bm25 import BM25Params, BM25Retriever
 from crossrank.retrieval.hybrid import HybridRetriever, zscore
 
@@ -27,6 +27,23 @@ def two_bm25_hybrid(depth: int) -> HybridRetriever:
         {"a": BM25Retriever.build(ids, texts), "b": BM25Retriever.build(ids, texts, plain)},
         depth=depth,
     )
+
+
+class LengthRetriever(CorpusRetriever):
+    """Ranks documents by length: a first stage unlike BM25, so that the spread of the two
+    signals differs between a short list and a long one."""
+
+    def __init__(self, doc_ids: list[str], texts: list[str]) -> None:
+        self.doc_ids, self.texts = doc_ids, texts
+        self.lengths = np.array([len(t) for t in texts], dtype=np.float64)
+
+    def document_scores(self, query: str, doc_ids) -> np.ndarray:
+        return self.lengths[self._position(doc_ids)]
+
+    def _search(self, queries: list[str], k: int) -> list[list[Hit]]:
+        top = np.argsort(-self.lengths, kind="stable")[:k]
+        hits = [Hit(self.doc_ids[i], self.lengths[i], r, self.texts[i]) for r, i in enumerate(top)]
+        return [hits for _ in queries]
 
 
 def hits_with(a: list[float], b: list[float]) -> list[Hit]:
@@ -109,8 +126,12 @@ def test_sweep_fuses_each_budget_on_its_own_top_n_like_eval(tiny_artifact):
     from crossrank.eval.sweep import sweep
     from crossrank.pipeline.stages import build_reranker
 
-    hybrid = two_bm25_hybrid(depth=30)
-    fusion = Fusion(0.8, "hybrid", signals=("a", "b"))
+    data = load_beir(FIXTURE, "eval")
+    ids, texts = data.corpus_texts()
+    hybrid = HybridRetriever(
+        {"a": BM25Retriever.build(ids, texts), "b": LengthRetriever(ids, texts)}, depth=30
+    )
+    fusion = Fusion(2.0, "hybrid", signals=("a", "b"))
     reranker = build_reranker(tiny_artifact, "int8")
     ns = [5, 10, 30]
     result = sweep(FIXTURE, "eval", hybrid, reranker, ns, progress=False, fusion=fusion)
