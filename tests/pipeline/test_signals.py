@@ -108,6 +108,7 @@ def test_every_hybrid_hit_carries_each_components_score_even_when_its_list_misse
         n: {h.doc_id: h.score for h in r.retrieve(QUERY, 3)} for n, r in hybrid.retrievers.items()
     }
     assert any(h.doc_id not in lists["a"] or h.doc_id not in lists["b"] for h in hits)
+    assert len(set(hits)) == len(hits)  # hits with signals stay hashable
     for name, r in hybrid.retrievers.items():
         expected = r.document_scores(QUERY, [h.doc_id for h in hits])
         np.testing.assert_allclose([h.signals[name] for h in hits], expected, rtol=1e-6)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -18,7 +18,7 @@ class Hit:
     score: float
     rank: int
     text: str | None = None
-    signals: Mapping[str, float] | None = None
+    signals: Mapping[str, float] | None = field(default=None, hash=False)  # hits stay hashable
 
 
 @runtime_checkable
