@@ -286,6 +286,43 @@ def test_search_runs_the_pinned_pipeline(tiny_artifact, tmp_path):
         s.stop()
 
 
+def test_search_with_a_pinned_hybrid_pipeline_fuses_its_components_scores(
+    tiny_artifact, bi_encoder_cache, tmp_path
+):
+    """The recipe's shape: a hybrid first stage whose fusion reads BM25 and cosine. The
+    service must give the scores the library's pipeline gives, not fuse RRF's score."""
+    from dataclasses import replace
+
+    from crossrank.cli.main import main
+    from crossrank.pipeline.pinning import open_pipeline
+
+    model, cache, fixture = tmp_path / "onnx", str(bi_encoder_cache), str(fixture_path())
+    shutil.copytree(tiny_artifact, model)
+    common = ["--data", fixture, "--split", "eval", "--model", str(model), "--cache-dir", cache]
+    common += ["--retriever", "hybrid", "--precision", "fp32"]
+    assert main(["fuse", *common, "--top-n", "20", "--guard-percentile", "0"]) == 0
+    sweep = ["sweep", *common, "--fusion", "auto", "--n", "10,20", "--top-k", "3"]
+    assert main([*sweep, "--output", str(tmp_path / "sweep")]) == 0
+    pinned = tmp_path / "sweep" / "pipeline.json"
+    spec, pipe = open_pipeline(pinned, cache)
+    assert pipe.fusion.signals == ("bm25", "dense") and pipe.fusion.weight > 0
+    query = "how do I reset my router password"
+    expected = pipe.run(query, top_k=spec.top_n).reranked
+    pipe.fusion = replace(pipe.fusion, signals=())  # the old fusion: RRF's score
+    assert [h.score for h in pipe.run(query, top_k=spec.top_n).reranked] != pytest.approx(
+        [h.score for h in expected], abs=1e-4
+    )  # so the comparison below tells the two apart
+    s = Server("--pipeline", str(pinned), "--cache-dir", cache)
+    try:
+        r = s.post("/search", {"query": query, "top_k": spec.top_n})
+        assert r.status_code == 200, r.text
+        served = [(x["id"], x["score"]) for x in r.json()["results"]]
+        assert [d for d, _ in served] == [h.doc_id for h in expected]
+        assert [v for _, v in served] == pytest.approx([h.score for h in expected], abs=1e-4)
+    finally:
+        s.stop()
+
+
 def test_passage_scorer_equals_the_reranker_on_short_documents_and_reads_long_ones(tiny_artifact):
     from crossrank.runtime.passages import PassageScorer
 
