@@ -2,6 +2,8 @@ import logging
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossrank.data.beir import load_beir
 from crossrank.data.examples import fixture_path
@@ -49,6 +51,30 @@ def test_bm25_index_round_trips_and_cache_is_keyed_by_params(fixture_bm25, tmp_p
     assert len(list((tmp_path / "cache").glob("bm25-*"))) == 2
     with pytest.raises(FileNotFoundError, match=r"crossrank_bm25\.json"):
         BM25Retriever.load(tmp_path / "nothing")
+
+
+WORDS = st.sampled_from(
+    ["coffee", "brew", "steep", "press", "bean", "roast", "water", "grind", "tea", "leaf"]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    docs=st.lists(st.lists(WORDS, min_size=1, max_size=12), min_size=2, max_size=30),
+    query=st.lists(WORDS, min_size=1, max_size=6),  # repeated terms count twice in bm25s
+    method=st.sampled_from(["lucene", "bm25+", "bm25l"]),
+    data=st.data(),
+)
+def test_bm25_scores_of_some_documents_equal_the_whole_corpus_scores_bit_for_bit(
+    docs, query, method, data
+):
+    ids = [f"d{i}" for i in range(len(docs))]
+    bm25 = BM25Retriever.build(ids, [" ".join(d) for d in docs], BM25Params(method=method))
+    wanted = data.draw(st.lists(st.sampled_from(ids), min_size=1, max_size=2 * len(ids)))
+    q = " ".join(query)
+    expected = bm25.corpus_scores(q)[[ids.index(d) for d in wanted]]
+    got = bm25.document_scores(q, wanted)
+    assert got.dtype == np.float32 and np.array_equal(got, expected)
 
 
 def test_pipeline_reranks_the_first_stage_and_times_both_stages(fixture_bm25):

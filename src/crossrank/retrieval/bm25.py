@@ -46,6 +46,7 @@ class BM25Retriever(CorpusRetriever):
         self.texts = texts
         self._model = model
         self._stemmer = _stemmer(params.stemmer)
+        self._sorted: bool | None = None
 
     @classmethod
     def build(
@@ -95,6 +96,39 @@ class BM25Retriever(CorpusRetriever):
     def corpus_scores(self, query: str) -> np.ndarray:
         """The query's BM25 score for every document, in ``doc_ids`` order (0 where no term
         matches): what a teacher needs for documents beyond the retrieved top k."""
+        tokens = self._query_tokens(query)
+        if not tokens:
+            return np.zeros(len(self.doc_ids), dtype=np.float32)
+        return np.asarray(self._model.get_scores(tokens), dtype=np.float32)
+
+    def document_scores(self, query: str, doc_ids: Sequence[str]) -> np.ndarray:
+        """The query's BM25 score for each of ``doc_ids``, equal to :meth:`corpus_scores` at
+        their positions, but reading only those documents' postings (a binary search in each
+        query term's), so its cost does not grow with the corpus."""
+        positions = self._position(doc_ids)
+        tokens = self._query_tokens(query)
+        if not tokens:
+            return np.zeros(len(positions), dtype=np.float32)
+        if not self._postings_sorted():
+            return self.corpus_scores(query)[positions]
+        index = self._model.scores
+        data, indices, indptr = index["data"], index["indices"], index["indptr"]
+        term_ids = [self._model.vocab_dict[t] for t in tokens]
+        scores = np.zeros(len(positions), dtype=np.dtype(self._model.dtype))
+        # Term by term, in the query's order, as bm25s sums: the same float32 result, bit for bit.
+        for term in term_ids:
+            postings = indices[indptr[term] : indptr[term + 1]]
+            if postings.size == 0:
+                continue
+            at = np.minimum(np.searchsorted(postings, positions), postings.size - 1)
+            found = postings[at] == positions
+            scores[found] += data[indptr[term] + at[found]]
+        if self._model.nonoccurrence_array is not None:  # BM25L / BM25+ score absent terms
+            scores += self._model.nonoccurrence_array[term_ids].sum()
+        return scores.astype(np.float32, copy=False)
+
+    def _query_tokens(self, query: str) -> list[str]:
+        """The query's analysed terms that the index knows, repeats kept (bm25s counts them)."""
         tokens = bm25s.tokenize(
             [query],
             stopwords=self.params.stopwords,
@@ -102,13 +136,19 @@ class BM25Retriever(CorpusRetriever):
             return_ids=False,
             show_progress=False,
         )[0]
-        tokens = [t for t in tokens if t in self._model.vocab_dict]
-        if not tokens:
-            return np.zeros(len(self.doc_ids), dtype=np.float32)
-        return np.asarray(self._model.get_scores(tokens), dtype=np.float32)
+        return [t for t in tokens if t in self._model.vocab_dict]
 
-    def document_scores(self, query: str, doc_ids: Sequence[str]) -> np.ndarray:
-        return self.corpus_scores(query)[self._position(doc_ids)]
+    def _postings_sorted(self) -> bool:
+        """Whether every term's postings list is in document order (checked once), which the
+        binary search of :meth:`document_scores` needs."""
+        if self._sorted is None:
+            indices = np.asarray(self._model.scores["indices"], dtype=np.int64)
+            indptr = np.asarray(self._model.scores["indptr"], dtype=np.int64)
+            ascending = np.diff(indices) > 0
+            starts = indptr[1:-1]
+            ascending[starts[(starts > 0) & (starts < indices.size)] - 1] = True  # term boundary
+            self._sorted = bool(ascending.all())
+        return self._sorted
 
     def save(self, path: str | Path) -> None:
         """Write the index atomically (a temporary directory, then a rename)."""

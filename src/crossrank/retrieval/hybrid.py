@@ -15,8 +15,13 @@ def zscore(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size == 0:
         return scores
-    std = scores.std()
-    return (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
+    centred = scores - scores.mean()
+    std = centred.std()
+    # The mean of equal values can be off by a rounding step, leaving a "spread" of ~1e-17
+    # that dividing would blow up to +-1: a spread within rounding of the values is none.
+    if std <= 8 * np.finfo(np.float64).eps * np.abs(scores).max():
+        return np.zeros_like(scores)
+    return centred / std
 
 
 def zscore_sum(signals: Sequence[np.ndarray]) -> np.ndarray:
