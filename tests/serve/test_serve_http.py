@@ -242,6 +242,34 @@ def test_calibrated_artifact_serves_probabilities_and_flags_low_confidence(tiny_
         s.stop()
 
 
+def test_results_saturated_at_probability_one_stay_in_logit_order(tiny_artifact, tmp_path):
+    # b = 100 puts every document's calibrated probability at exactly 1.0 in float64: the
+    # order must then come from the logits, not from the documents' order in the request.
+    model = tmp_path / "saturated"
+    shutil.copytree(tiny_artifact, model)
+    manifest = json.loads((model / "crossrank.json").read_text())
+    manifest["calibration"] = {"method": "platt", "a": 1.0, "b": 100.0, "passages": None}
+    (model / "crossrank.json").write_text(json.dumps(manifest))
+    docs = COHERE_EXAMPLE["documents"]
+    s = Server("--model", str(model))
+    try:
+        raw = s.post(
+            "/v2/rerank", {"query": COHERE_EXAMPLE["query"], "documents": docs, "raw_scores": True}
+        ).json()["results"]
+        by_logit = [x["index"] for x in raw]
+        assert len(set(x["relevance_score"] for x in raw)) == len(docs)  # distinct logits
+        assert by_logit != list(range(len(docs)))  # the test can tell the two orders apart
+        cohere = s.post("/v2/rerank", {"query": COHERE_EXAMPLE["query"], "documents": docs})
+        assert {x["relevance_score"] for x in cohere.json()["results"]} == {1.0}
+        assert [x["index"] for x in cohere.json()["results"]] == by_logit
+        tei = s.post("/rerank", {"query": COHERE_EXAMPLE["query"], "texts": docs}).json()
+        assert [x["index"] for x in tei] == by_logit
+        infinity = s.post("/rerank", {"query": COHERE_EXAMPLE["query"], "documents": docs})
+        assert [x["index"] for x in infinity.json()["results"]] == by_logit
+    finally:
+        s.stop()
+
+
 def test_search_runs_the_pinned_pipeline(tiny_artifact, tmp_path):
     out = subprocess.run(
         [

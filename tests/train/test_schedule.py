@@ -10,6 +10,8 @@ def test_progress_follows_whichever_budget_is_further_along():
     assert progress(50, 100, elapsed=30.0, remaining=10.0) == 0.75  # time is further along
     assert progress(90, 100, elapsed=10.0, remaining=30.0) == 0.9  # steps are
     assert progress(500, 100) == 1.0
+    assert progress(50, None, elapsed=30.0, remaining=10.0) == 0.75  # no step budget: time only
+    assert progress(50, None) == 0.0
 
 
 def test_warm_up_then_decay_to_zero():
@@ -22,14 +24,15 @@ def test_warm_up_then_decay_to_zero():
 
 
 @pytest.mark.slow
-def test_a_run_stopped_by_max_time_warms_up_and_ends_at_a_low_rate(tmp_path):
+@pytest.mark.parametrize("epochs", ["10000", "-1"])  # -1 (and max_steps -1): time alone bounds it
+def test_a_run_stopped_by_max_time_warms_up_and_ends_at_a_low_rate(tmp_path, epochs):
     """Far more epochs than fit in the time budget: the rate must rise and still decay."""
     import csv
 
     from conftest import train_tiny
 
     cli = train_tiny(
-        tmp_path, "--trainer.max_epochs", "10000", "--trainer.max_time", "00:00:00:15",
+        tmp_path, "--trainer.max_epochs", epochs, "--trainer.max_time", "00:00:00:15",
         "--trainer.limit_val_batches", "0", "--trainer.log_every_n_steps", "1",
         "--trainer.callbacks+=lightning.pytorch.callbacks.LearningRateMonitor",
     )  # fmt: skip
@@ -63,3 +66,10 @@ def test_a_run_stopped_by_max_time_before_its_first_validation_still_writes_best
     validations = [r for r in csv.DictReader(metrics.open()) if r.get("val_ndcg@10")]
     assert len(validations) == 1
     assert (tmp_path / "best.ckpt").exists()
+
+
+def test_a_run_with_no_bound_at_all_is_refused(tmp_path):
+    from conftest import train_tiny
+
+    with pytest.raises(ValueError, match=r"expected a bound on training .*got none"):
+        train_tiny(tmp_path, "--trainer.max_epochs", "-1")

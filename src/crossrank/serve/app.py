@@ -158,8 +158,8 @@ def create_app(config: ServerConfig, policy: AccessPolicy | None = None) -> Fast
     async def cohere(request: Request, version: int) -> dict:
         req = parse_cohere(await body_of(request), version, config.max_docs)
         scored = await service.rerank(req)
-        values = scored.raw if req.raw_scores else scored.probability
-        order = sorted(range(len(values)), key=lambda i: -values[i])[: req.top_n]
+        values = scored.values(req.raw_scores)
+        order = scored.best_first(req.raw_scores)[: req.top_n]
         results = []
         for i in order:
             item = {"index": i, "relevance_score": float(values[i])}
@@ -200,8 +200,8 @@ def create_app(config: ServerConfig, policy: AccessPolicy | None = None) -> Fast
             return await infinity(obj)
         req = parse_tei(obj, config.max_docs)
         scored = await service.rerank(req)
-        values = scored.raw if req.raw_scores else scored.probability
-        order = sorted(range(len(values)), key=lambda i: -values[i])
+        values = scored.values(req.raw_scores)
+        order = scored.best_first(req.raw_scores)
         body = []
         for i in order:
             item = {"index": i, "score": float(values[i])}
@@ -219,8 +219,8 @@ def create_app(config: ServerConfig, policy: AccessPolicy | None = None) -> Fast
     async def infinity(obj: dict) -> dict:
         req = parse_infinity(obj, config.max_docs)
         scored = await service.rerank(req)
-        values = scored.raw if req.raw_scores else scored.probability
-        order = sorted(range(len(values)), key=lambda i: -values[i])[: req.top_n]
+        values = scored.values(req.raw_scores)
+        order = scored.best_first(req.raw_scores)[: req.top_n]
         results = []
         for i in order:
             item = {"relevance_score": float(values[i]), "index": i}

@@ -61,6 +61,16 @@ class Scored:
     by_passage: bool  # whether documents were split into passages
     answer: np.ndarray | None = None  # answer-head probability per document, if the model has one
 
+    def values(self, raw_scores: bool) -> np.ndarray:
+        """The score a response reports: the logit, or the calibrated probability."""
+        return self.raw if raw_scores else self.probability
+
+    def best_first(self, raw_scores: bool) -> list[int]:
+        """Document indices by the reported score, best first. Ties go to the higher logit: a
+        calibrated probability saturates at exactly 1.0 for every clearly relevant document."""
+        values = self.values(raw_scores)
+        return sorted(range(len(values)), key=lambda i: (-values[i], -self.raw[i]))
+
 
 class Service:
     def __init__(self, config: ServerConfig, metrics) -> None:

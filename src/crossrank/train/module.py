@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -184,15 +185,20 @@ class CrossEncoderModule(L.LightningModule):
         optimizer = adamw(
             self.model, hp.lr, hp.head_lr, hp.weight_decay, fused=False if scaled else None
         )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = max(1, int(total * hp.warmup))
+        total = step_budget(self.trainer)
+        if total is None and not any(isinstance(c, Timer) for c in self.trainer.callbacks):
+            raise ValueError(
+                "expected a bound on training (max_steps, max_epochs or max_time), got none"
+            )
+        warm = max(1, int((total or 1) * hp.warmup))
 
         def schedule(step: int) -> float:
             # With max_time the run ends at whichever comes first, its steps or its time, so
             # when the time budget is further along the schedule follows the time: a slower
-            # CPU still warms up, decays and ends at a low rate, in fewer steps.
+            # CPU still warms up, decays and ends at a low rate, in fewer steps. A run bounded
+            # by time alone (max_steps and max_epochs -1) follows the time throughout.
             done = run_progress(self.trainer, step, total)
-            if done > step / total:
+            if total is None or done > step / total:
                 return lr_factor(done, hp.warmup)
             return step_factor(step, total, warm)
 
@@ -223,21 +229,29 @@ class CrossEncoderModule(L.LightningModule):
 
 
 def progress(
-    step: int, total: int, elapsed: float | None = None, remaining: float | None = None
+    step: int, total: int | None, elapsed: float | None = None, remaining: float | None = None
 ) -> float:
-    """How far a run is, in [0, 1]: by steps, or by time when a time budget is further along."""
-    by_steps = step / max(1, total)
+    """How far a run is, in [0, 1]: by steps, or by time when a time budget is further along
+    (``total`` None: no step budget, by time only)."""
+    by_steps = step / max(1, total) if total is not None else 0.0
     if elapsed is None or remaining is None:
         return min(1.0, by_steps)
     by_time = elapsed / max(1e-9, elapsed + remaining)
     return min(1.0, max(by_steps, by_time))
 
 
+def step_budget(trainer: L.Trainer) -> int | None:
+    """The run's steps, or None when only ``max_time`` bounds it (Lightning's estimate is
+    infinite when max_steps and max_epochs are both -1)."""
+    total = trainer.estimated_stepping_batches
+    return max(1, int(total)) if math.isfinite(total) else None
+
+
 def run_progress(trainer: L.Trainer, step: int | None = None, total: int | None = None) -> float:
     """:func:`progress` of a running ``trainer``: its ``max_time`` Timer, if any, against
-    ``step`` (default: the global step) of ``total`` (default: the estimated stepping batches)."""
+    ``step`` (default: the global step) of ``total`` (default: :func:`step_budget`)."""
     step = trainer.global_step if step is None else step
-    total = max(1, int(trainer.estimated_stepping_batches)) if total is None else total
+    total = step_budget(trainer) if total is None else total
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     if timer is None or timer.time_remaining("train") is None:
         return progress(step, total)
