@@ -118,6 +118,23 @@ def test_merged_sets_keep_each_queries_teacher_lists():
     assert q.unsure == {"0:d2"}
 
 
+@pytest.mark.parametrize("holdout", [0.0, 0.3])
+def test_merged_collections_mine_each_querys_candidates_in_its_own_corpus(holdout):
+    # The fixture twice: every document exists in both collections with the same text, so
+    # BM25 over the merged corpus would rank the other copy as high as the query's own.
+    dm = TriplesDataModule(
+        also_train=["fixture:train"], negatives="candidates", negative_ranks=(0, 20),
+        eval_candidates="candidates", eval_depth=10, holdout=holdout, drop_leaking=True,
+        cache_dir=None,
+    )  # fmt: skip
+    dm.setup("fit")
+    sets = [dm.train_set] + ([dm.eval_set] if holdout else [])
+    queries = [q for data in sets for q in data.queries]
+    assert {q.qid.split(":")[0] for q in queries} == {"0", "1"}
+    for q in queries:
+        assert q.candidates and all(d.split(":")[0] == q.qid.split(":")[0] for d in q.candidates)
+
+
 def test_leakage_guard_fires_when_a_query_is_in_both_splits(beir_copy):
     path = beir_copy / "qrels" / "eval.tsv"
     first_train = (beir_copy / "qrels" / "train.tsv").read_text().splitlines()[1]

@@ -170,6 +170,23 @@ def merge_sets(sets: list[LabeledSet]) -> LabeledSet:
     return LabeledSet(queries, documents, " + ".join(p.source for p in sets))
 
 
+def collections_of(data: LabeledSet, parts: int) -> list[LabeledSet]:
+    """The collections :func:`merge_sets` merged ``parts`` of, each with its own queries and
+    documents, for work that must stay inside a collection (mining a query's candidates in its
+    own corpus, where the others' documents are unjudged for it). The queries are the same
+    objects, so what is set on a query in a part is set in ``data``."""
+    if parts == 1:
+        return [data]
+    return [
+        LabeledSet(
+            [q for q in data.queries if q.qid.startswith(f"{i}:")],
+            {d: t for d, t in data.documents.items() if d.startswith(f"{i}:")},
+            data.source,
+        )
+        for i in range(parts)
+    ]
+
+
 def holdout_split(data: LabeledSet, fraction: float) -> tuple[LabeledSet, LabeledSet]:
     """Split by query: a query goes to the held-out part when its id hashes below ``fraction``."""
     if not 0 < fraction < 1:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from crossrank.data.examples import (
     LabeledSet,
     check_no_leakage,
+    collections_of,
     drop_leaking_queries,
     holdout_split,
     merge_sets,
@@ -131,10 +132,17 @@ class TriplesDataModule(L.LightningDataModule):
             raise ValueError(
                 f"expected negative_ranks (lo, hi) with 0 <= lo < hi, got {hp.negative_ranks}"
             )
+        # Each query's candidates come from its own collection's corpus: another collection's
+        # documents are unjudged for it, and would be drawn as its negatives.
+        merged = len(parts) if hp.holdout else 1  # a separate eval set is not a merged one
         if hp.teacher == "none" and (hp.negatives == "candidates" or hp.positives == "candidates"):
-            mine_candidates(self.train_set, hi, hp.cache_dir)
+            for part in collections_of(self.train_set, len(parts)):
+                if part.queries:
+                    mine_candidates(part, hi, hp.cache_dir)
         if hp.eval_candidates == "candidates":
-            mine_candidates(self.eval_set, hp.eval_depth, hp.cache_dir)
+            for part in collections_of(self.eval_set, merged):
+                if part.queries:
+                    mine_candidates(part, hp.eval_depth, hp.cache_dir)
         self._train_ds = GroupDataset(
             self.train_set,
             hp.n_negatives,
