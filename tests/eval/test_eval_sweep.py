@@ -50,6 +50,14 @@ def test_metrics_match_hand_computed_values():
     assert ndcg_at_k(ranked, judged, 10) == pytest.approx(dcg / idcg)
 
 
+def test_every_metric_counts_a_repeated_document_once():
+    # trec_eval keeps a document's first occurrence: ["a", "a", "b"] reads as ["a", "b"]
+    judged = {"b": 1}
+    repeated, once = ["a", "a", "b"], ["a", "b"]
+    for metric in (ndcg_at_k, mrr_at_k, recall_at_k, map_at_k):
+        assert metric(repeated, judged, 2) == metric(once, judged, 2) > 0, metric.__name__
+
+
 def test_metrics_agree_with_ranx_trec_eval_semantics():
     ranx = pytest.importorskip("ranx")
     qrels = {"q1": {"a": 2, "b": 1, "z": 1}, "q2": {"c": 1}}
@@ -301,3 +309,26 @@ def test_eval_with_the_score_cache_reads_it_and_times_only_fresh_scoring(tiny_ar
     # The first 3 queries are timed: scored by the model each time, never read from the cache.
     assert a["score_cache"]["rerank_latency_queries"] == 3
     assert b["latency_ms"]["rerank"]["p50"] > 0
+
+
+@pytest.mark.parametrize("command", ["eval", "sweep", "fuse"])
+@pytest.mark.parametrize("n", ["0", "-1"])
+def test_max_queries_below_one_is_refused_not_read_as_all_or_fewer(command, n, capsys):
+    from crossrank.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--model", "m", "--data", "d", "--max-queries", n])
+    assert exit_.value.code == 2
+    assert f"expected an integer >= 1, got {n}" in capsys.readouterr().err
+
+
+def test_select_queries_refuses_a_limit_below_one():
+    from crossrank.data.beir import load_beir
+    from crossrank.data.examples import fixture_path
+    from crossrank.eval.evaluate import select_queries
+
+    dataset = load_beir(fixture_path(), "eval")
+    assert select_queries(dataset, 3)[0] == dataset.judged_queries()[:3]
+    assert select_queries(dataset, None)[0] == dataset.judged_queries()
+    with pytest.raises(ValueError, match=r"expected max_queries >= 1 .*got 0"):
+        select_queries(dataset, 0)

@@ -65,13 +65,21 @@ def prepare_first_stage(kind: str, cache: str | Path | None) -> None:
         ensure_bi_encoder(cache_dir(cache))
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (argparse names the option and the value otherwise)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def add_fit_options(p: argparse.ArgumentParser) -> None:
     """Options of the commands that fit something on a split's reranked lists (fuse, calibrate)."""
     p.add_argument("--model", required=True, help="reranker artifact directory")
     add_first_stage(p, data_required=True)
     p.add_argument("--split", default="dev")
     p.add_argument("--top-n", type=int, default=100)
-    p.add_argument("--max-queries", type=int)
+    p.add_argument("--max-queries", type=positive_int)
     add_precision(p, default="auto")
     add_score_cache(p)
     add_passages(p)

@@ -11,6 +11,7 @@ from crossrank.cli.common import (
     add_precision,
     add_score_cache,
     passage_pooling,
+    positive_int,
     prepare_first_stage,
     reranker_from_args,
     score_store,
@@ -45,7 +46,7 @@ def add_stage_options(p: argparse.ArgumentParser, sweep: bool = False) -> None:
         "and stored in the artifact (the report's model field says so); off: the reranker alone",
     )
     add_passages(p)
-    p.add_argument("--max-queries", type=int)
+    p.add_argument("--max-queries", type=positive_int)
     p.add_argument(
         "--latency-queries",
         type=int,

@@ -37,9 +37,11 @@ def score_run(run: dict[str, list[str]], dataset: BeirDataset) -> dict[str, floa
 
 def select_queries(dataset: BeirDataset, max_queries: int | None) -> tuple[list[str], int]:
     """Judged queries in qrels order (the first ``max_queries``) and how many were skipped."""
+    if max_queries is not None and max_queries < 1:
+        raise ValueError(f"expected max_queries >= 1 (or none for all), got {max_queries}")
     judged = dataset.judged_queries()
     skipped = len(dataset.qrels) - len(judged)
-    return (judged[:max_queries] if max_queries else judged), skipped
+    return judged[:max_queries], skipped
 
 
 @dataclass

@@ -24,7 +24,7 @@ def ndcg_at_k(ranked: Sequence[str], judged: Mapping[str, int], k: int = 10) -> 
 
 def mrr_at_k(ranked: Sequence[str], judged: Mapping[str, int], k: int = 10) -> float:
     """Reciprocal rank of the first relevant (grade > 0) document in the top k."""
-    for i, d in enumerate(ranked[:k]):
+    for i, d in enumerate(_unique(ranked)[:k]):
         if judged.get(d, 0) > 0:
             return 1.0 / (i + 1)
     return 0.0
@@ -35,7 +35,7 @@ def recall_at_k(ranked: Sequence[str], judged: Mapping[str, int], k: int) -> flo
     relevant = {d for d, g in judged.items() if g > 0}
     if not relevant:
         return 0.0
-    return len(relevant.intersection(ranked[:k])) / len(relevant)
+    return len(relevant.intersection(_unique(ranked)[:k])) / len(relevant)
 
 
 def map_at_k(ranked: Sequence[str], judged: Mapping[str, int], k: int = 100) -> float:

@@ -122,6 +122,8 @@ class TriplesDataModule(L.LightningDataModule):
             self.train_set, self.eval_set = holdout_split(self.train_set, hp.holdout)
         else:
             self.eval_set = read_labeled(hp.eval_data or hp.data, hp.eval_split)
+        if hp.max_eval_queries is not None and hp.max_eval_queries < 1:
+            raise ValueError(f"expected max_eval_queries >= 1 (or null), got {hp.max_eval_queries}")
         if hp.max_eval_queries is not None:
             self.eval_set.queries = self.eval_set.queries[: hp.max_eval_queries]
         if hp.drop_leaking:
