@@ -46,6 +46,18 @@ def test_malformed_qrels_line_names_file_and_line(beir_copy):
         load_beir(beir_copy, "train")
 
 
+def test_a_pair_judged_twice_keeps_its_higher_grade_in_either_order(beir_copy, caplog):
+    path = beir_copy / "qrels" / "train.tsv"
+    original = path.read_text()
+    qid, doc, _ = original.splitlines()[1].split("\t")
+    for grades in (("2", "0"), ("0", "2")):
+        path.write_text(original + "".join(f"{qid}\t{doc}\t{g}\n" for g in grades))
+        with caplog.at_level("WARNING"):
+            assert load_beir(beir_copy, "train").qrels[qid][doc] == 2
+        assert "judged twice with different grades, the higher kept" in caplog.text
+        caplog.clear()
+
+
 def test_unknown_split_lists_the_available_ones(beir_copy):
     with pytest.raises(DataError, match=r"splits here: \['eval', 'train'\]"):
         load_beir(beir_copy, "test")

@@ -77,6 +77,17 @@ def test_bm25_scores_of_some_documents_equal_the_whole_corpus_scores_bit_for_bit
     assert got.dtype == np.float32 and np.array_equal(got, expected)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=60), st.data())
+def test_dense_top_k_is_the_first_k_of_the_full_ranking_with_ties_in_index_order(values, data):
+    from crossrank.retrieval.dense import top_k
+
+    scores = np.array(values, dtype=np.float32)  # few distinct values: many ties
+    k = data.draw(st.integers(1, len(values)))
+    full = np.argsort(-scores, kind="stable")
+    assert top_k(scores, k).tolist() == full[:k].tolist()
+
+
 def test_pipeline_reranks_the_first_stage_and_times_both_stages(fixture_bm25):
     _, bm25 = fixture_bm25
     result = pipeline(

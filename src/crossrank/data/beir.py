@@ -124,6 +124,7 @@ def read_qrels(path: Path) -> Qrels:
     if not path.is_file():
         raise DataError(f"{path}: expected a qrels TSV file, found none")
     qrels: Qrels = {}
+    conflicts: list[str] = []
     with open(path, encoding="utf-8", newline="") as f:
         for lineno, fields in enumerate(csv.reader(f, delimiter="\t"), start=1):
             if not fields or not "".join(fields).strip():
@@ -142,7 +143,15 @@ def read_qrels(path: Path) -> Qrels:
                 raise DataError(
                     f"{path}:{lineno}: expected an integer score, got {score!r}"
                 ) from None
-            qrels.setdefault(qid, {})[doc_id] = grade
+            judged = qrels.setdefault(qid, {})
+            if doc_id in judged and judged[doc_id] != grade:
+                conflicts.append(f"line {lineno} ({qid}, {doc_id}): {judged[doc_id]} and {grade}")
+            judged[doc_id] = max(grade, judged.get(doc_id, grade))
+    if conflicts:  # kept, like the JSONL reader: the highest grade, whatever the line order
+        log.warning(
+            "%s: %d pair(s) judged twice with different grades, the higher kept (e.g. %s)",
+            path, len(conflicts), conflicts[0],
+        )  # fmt: skip
     return qrels
 
 

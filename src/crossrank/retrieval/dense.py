@@ -170,8 +170,7 @@ class DenseRetriever(CorpusRetriever):
         scores = vectors @ self.embeddings.T
         results = []
         for row in scores:
-            top = np.argpartition(-row, k - 1)[:k]
-            top = top[np.argsort(-row[top], kind="stable")]
+            top = top_k(row, k)
             results.append(
                 [
                     Hit(self.doc_ids[i], float(row[i]), r, self.texts[i] if self.texts else None)
@@ -179,6 +178,16 @@ class DenseRetriever(CorpusRetriever):
                 ]
             )
         return results
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first, equal scores in index order, so the top
+    k is always the first k of a deeper top (duplicate documents score exactly alike)."""
+    if k >= scores.size:
+        return np.argsort(-scores, kind="stable")
+    kth = np.partition(scores, scores.size - k)[scores.size - k]  # the k-th highest score
+    tied_or_above = np.flatnonzero(scores >= kth)  # in index order
+    return tied_or_above[np.argsort(-scores[tied_or_above], kind="stable")][:k]
 
 
 def _hnsw(embeddings: np.ndarray):
