@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from crossrank.data.beir import load_beir
 from crossrank.data.examples import fixture_path
 from crossrank.eval.metrics import ndcg_at_k
-from crossrank.pipeline.two_stage import RetrieveThenRerank, _warned, pipeline
+from crossrank.pipeline.two_stage import RetrieveThenRerank, _warned, pipeline, warn_if_shallow
 from crossrank.retrieval import BM25Params, BM25Retriever, Retriever, cached_bm25
 from tests.conftest import outputs_across_hash_seeds
 
@@ -109,6 +109,11 @@ def test_shallow_pipeline_warns_once(fixture_bm25, caplog):
         two_stage.run("sourdough")
         two_stage.run("bike")
     assert sum("top_n=10 is less than 3 * top_k=15" in r.message for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="crossrank.pipeline.two_stage"):
+        for k in range(1, 1000):  # clients of a service choose N and K: the log stays bounded
+            warn_if_shallow(1, k)
+    assert 0 < len(caplog.records) <= 16 and len(_warned) <= 16
 
 
 def test_pipeline_uses_a_document_store_when_hits_have_no_text(fixture_bm25):

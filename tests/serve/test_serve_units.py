@@ -63,6 +63,13 @@ def test_any_json_object_is_parsed_or_refused_with_a_4xx(body, which):
         assert 400 <= exc.status < 500 and exc.message.startswith("expected")
 
 
+def test_search_refuses_a_top_k_or_top_n_above_the_document_limit():
+    assert parse_search({"query": "q", "top_k": 10, "top_n": 10}, 10).top_k == 10
+    for field in ("top_k", "top_n"):
+        with pytest.raises(ApiError, match=rf"expected '{field}' <= 10, got 10{{30}}"):
+            parse_search({"query": "q", "top_k": 1, field: 10**30}, 10)
+
+
 @settings(max_examples=200, deadline=None)
 @given(raw=st.binary(max_size=60) | st.text(max_size=60).map(str.encode))
 def test_any_bytes_are_parsed_or_refused_with_422(raw):

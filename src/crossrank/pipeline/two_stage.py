@@ -41,9 +41,13 @@ class PipelineResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+_MAX_WARNED = 16  # a service's clients choose N and K: their pairs must not grow the log
+
+
 def warn_if_shallow(top_n: int, top_k: int) -> None:
-    """One warning per (N, K): with N < 3K the reranker can reweight but hardly reorder."""
-    if top_n < 3 * top_k and (top_n, top_k) not in _warned:
+    """One warning per (N, K), for the first few pairs a process sees: with N < 3K the
+    reranker can reweight but hardly reorder."""
+    if top_n < 3 * top_k and (top_n, top_k) not in _warned and len(_warned) < _MAX_WARNED:
         _warned.add((top_n, top_k))
         log.warning(
             "top_n=%d is less than 3 * top_k=%d: the reranker can only reweight the first "

@@ -233,6 +233,7 @@ def parse_search(obj: dict, max_docs: int) -> SearchRequest:
     if "top_k" not in obj:
         raise ApiError(422, "expected a 'top_k' field (an integer >= 1), got none")
     top_k, top_n = _positive(obj, "top_k"), _positive(obj, "top_n")
-    if top_n is not None and top_n > max_docs:
-        raise ApiError(413, f"expected 'top_n' <= {max_docs}, got {top_n}")
+    for name, value in (("top_k", top_k), ("top_n", top_n)):
+        if value is not None and value > max_docs:
+            raise ApiError(413, f"expected '{name}' <= {max_docs}, got {value}")
     return SearchRequest(query, top_k, top_n)
