@@ -180,6 +180,21 @@ def test_invisible_text_is_blank():
     assert not is_blank("a\u200b") and not is_blank("é")
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=12))
+def test_a_text_that_is_not_blank_gives_the_real_tokenizer_something_to_read(minilm_dir, text):
+    # A text of only what the normaliser deletes would be scored as [CLS] [SEP] doc [SEP]:
+    # is_blank must catch it, so a request with it is refused instead.
+    if not is_blank(text):
+        assert _minilm_tokenizer(str(minilm_dir)).token_ids([text], 64)[0], repr(text)
+
+
+def test_what_the_normaliser_deletes_is_blank():
+    for blank in ("\ufffd", "\ue000", "\u0301\u0301", " \ufffd\u200b"):
+        assert is_blank(blank), repr(blank)
+    assert not is_blank("e\u0301") and not is_blank("\ufffdx")
+
+
 # Far more characters per token than the first span assumes, so most spans are continued.
 _SPARSE = st.lists(
     st.sampled_from(["word ", "          ", "\t\t\t\n", "x", "é ", "日", "Vitamin-D "]),

@@ -55,14 +55,18 @@ class PairTokenizer(Protocol):
     def config(self) -> dict: ...
 
 
-# Unicode categories that carry no visible text: format (zero-width space, joiners, BOM),
-# separators and controls. A text made only of these is blank, whatever str.strip() says.
-_INVISIBLE = {"Cf", "Zs", "Zl", "Zp", "Cc"}
+# Unicode categories that carry no readable text: format (zero-width space, joiners, BOM),
+# separators, controls, and what BERT's normaliser deletes (private use, surrogates, lone
+# combining marks, U+FFFD). A text made only of these is blank: it tokenizes to nothing.
+_INVISIBLE = {"Cf", "Zs", "Zl", "Zp", "Cc", "Co", "Cs", "Mn"}
 
 
 def is_blank(text: str) -> bool:
-    """True when ``text`` has no visible character (e.g. only spaces or ``"\\u200b"``)."""
-    return all(ch.isspace() or unicodedata.category(ch) in _INVISIBLE for ch in text)
+    """True when ``text`` has no readable character (e.g. only spaces, ``"\\u200b"`` or the
+    replacement character ``"\\ufffd"``)."""
+    return all(
+        ch.isspace() or ch == "\ufffd" or unicodedata.category(ch) in _INVISIBLE for ch in text
+    )
 
 
 def check_texts(queries: Sequence[str], documents: Sequence[str]) -> None:
