@@ -84,6 +84,20 @@ def test_unflushed_scores_are_written_when_the_process_exits(tmp_path):
     assert found.all() and values[0, 0] == np.float32(3.25)
 
 
+def test_a_store_that_is_let_go_is_freed_and_writes_its_last_scores(tmp_path):
+    import gc
+    import weakref
+
+    store = ScoreStore(tmp_path, width=1)
+    store.add([pair_digest("q", "d")], np.array([[1.5]], dtype=np.float32))
+    gone = weakref.ref(store)
+    del store
+    gc.collect()
+    assert gone() is None  # nothing (an exit hook) keeps every store ever opened alive
+    values, found = ScoreStore(tmp_path, width=1).lookup([pair_digest("q", "d")])
+    assert found.all() and values[0, 0] == np.float32(1.5)
+
+
 def test_a_damaged_or_foreign_shard_is_skipped(tmp_path, caplog):
     (tmp_path / "broken.npz").write_bytes(b"not a zip")
     np.savez(tmp_path / "other.npz", digests=np.zeros((2, 32), np.uint8), values=np.zeros((2, 3)))

@@ -13,13 +13,13 @@ when a pair's score does not depend on its batch-mates, which is why
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import importlib
 import json
 import logging
 import platform
 import uuid
+import weakref
 import zipfile
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -113,8 +113,9 @@ class ScoreStore:
         loaded = [shard for shard in sorted(self.folder.glob("*.npz")) if self._load(shard)]
         if len(loaded) > MAX_SHARDS and self._rows:
             self._compact(loaded)
-        # Scores added since the last shard are written when the interpreter exits normally.
-        atexit.register(self._flush_at_exit)
+        # Scores added since the last shard are written when the store is collected or the
+        # interpreter exits normally; the finalizer holds the pending rows, not the store.
+        self._finalizer = weakref.finalize(self, _flush_rows, self.folder, self._pending)
 
     @classmethod
     def for_model(
@@ -152,7 +153,7 @@ class ScoreStore:
     def _compact(self, shards: Sequence[Path]) -> None:
         """One shard with every row instead of the ``shards`` read (others may still be reading
         them: a reader that misses one recomputes those scores)."""
-        self._write(self._rows)
+        _write_shard(self.folder, self._rows)
         for shard in shards:
             shard.unlink(missing_ok=True)
 
@@ -207,20 +208,25 @@ class ScoreStore:
     def flush(self) -> None:
         """Write the rows added since the last flush as one new shard."""
         if self._pending:
-            self._write(self._pending)
-            self._pending = {}
-
-    def _write(self, rows: dict[bytes, np.ndarray]) -> None:
-        digests = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, DIGEST_BYTES)
-        values = np.stack(list(rows.values())).astype(np.float32)
-        with atomic_file(self.folder / f"{uuid.uuid4().hex}.npz") as f:
-            np.savez(f, digests=digests, values=values)
+            _write_shard(self.folder, self._pending)
+            self._pending.clear()  # the same dict: the finalizer holds it
 
     def stats(self) -> dict[str, int | str]:
         return {"folder": str(self.folder), "hits": self.hits, "misses": self.misses}
 
-    def _flush_at_exit(self) -> None:
-        try:
-            self.flush()
-        except OSError as exc:
-            log.warning("%s: could not write the last scores (%s)", self.folder, exc)
+
+def _write_shard(folder: Path, rows: dict[bytes, np.ndarray]) -> None:
+    digests = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, DIGEST_BYTES)
+    values = np.stack(list(rows.values())).astype(np.float32)
+    with atomic_file(folder / f"{uuid.uuid4().hex}.npz") as f:
+        np.savez(f, digests=digests, values=values)
+
+
+def _flush_rows(folder: Path, pending: dict[bytes, np.ndarray]) -> None:
+    """The last rows of a store that is gone (collected, or the interpreter exiting)."""
+    try:
+        if pending:
+            _write_shard(folder, pending)
+            pending.clear()
+    except OSError as exc:
+        log.warning("%s: could not write the last scores (%s)", folder, exc)
