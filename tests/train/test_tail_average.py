@@ -13,6 +13,15 @@ def test_fractions_must_be_inside_the_run_increasing_and_distinct(tmp_path, at):
         TailAverage(str(tmp_path), at=at)
 
 
+@pytest.mark.parametrize("at", [[0.651, 0.654], [0.5, 0.996]])
+def test_fractions_that_would_share_a_snapshot_file_are_refused(tmp_path, at):
+    # 0.651 and 0.654 both name tail-65.ckpt (the second would never be taken); 0.996 names
+    # tail-100.ckpt, the end's own file (its weights would be averaged twice)
+    with pytest.raises(ValueError, match=r"expected snapshot fractions at least 0\.01 apart"):
+        TailAverage(str(tmp_path), at=at)
+    TailAverage(str(tmp_path), at=[0.65, 0.66, 0.99])  # distinct names: accepted
+
+
 def _fit(cli, ckpt_path=None):
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
 

@@ -28,6 +28,12 @@ class TailAverage(L.Callback):
             raise ValueError(f"expected snapshot fractions in (0, 1), got {list(at)}")
         if sorted(set(fractions)) != fractions:
             raise ValueError(f"expected increasing, distinct snapshot fractions, got {list(at)}")
+        percents = [round(a * 100) for a in fractions]  # the snapshots' file names
+        if len(set(percents)) != len(percents) or max(percents) >= 100:
+            raise ValueError(
+                "expected snapshot fractions at least 0.01 apart and below 0.995 (each names "
+                f"its file tail-NN.ckpt, and tail-100.ckpt is the end's), got {list(at)}"
+            )
         self.dirpath = Path(dirpath)
         self.at = fractions
         self.filename = filename
