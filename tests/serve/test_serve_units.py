@@ -109,6 +109,23 @@ def test_statuses_follow_the_contract():
     assert parse_tei({"query": "q", "texts": ["a"], "truncate": False}, 10).truncate is False
 
 
+def test_text_without_whitespace_is_still_split_into_passages_and_cut_from_the_left(minilm_dir):
+    from crossrank.runtime.passages import tail
+    from crossrank.runtime.wordpiece import WordPieceTokenizer
+
+    tok = WordPieceTokenizer(minilm_dir / "tokenizer.json")
+    cjk = "蛋白质和维生素的摄入量" * 40  # 440 characters, one WordPiece token each, no spaces
+    passages = split_passages(tok, cjk, budget=100, max_passages=50)
+    assert len(passages) >= 5 and max(token_counts(tok, passages, 1000)) <= 100
+    assert passages[0].startswith("蛋白质") and passages[-1].endswith("摄入量")
+    assert "".join(split_passages(tok, cjk, budget=100, max_passages=1, max_tokens=50)) in cjk
+    assert token_counts(tok, split_passages(tok, cjk, 100, 1, max_tokens=50), 1000)[0] <= 50
+    end = tail(tok, cjk, 60)
+    assert cjk.endswith(end) and 30 <= token_counts(tok, [end], 1000)[0] <= 60
+    chain = "-".join(f"part{i}" for i in range(150))  # a hyphen chain: one "word" of 900 chars
+    assert len(split_passages(tok, chain, budget=64, max_passages=50)) > 3
+
+
 def test_passages_fit_the_budget_overlap_and_cover_the_document():
     words = [f"w{i}" for i in range(100)]
     text = " ".join(words)

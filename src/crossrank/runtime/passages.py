@@ -17,7 +17,9 @@ import numpy as np
 
 from crossrank.runtime.tokenization import PairTokenizer, query_cap
 
-_WORD = re.compile(r"\S+")
+# Words, and runs without whitespace (CJK text, URLs, hyphen chains) in pieces of at most 32
+# characters: a piece is the smallest unit a passage or a left truncation cuts at.
+_WORD = re.compile(r"\S{1,32}")
 MAX_PASSAGES = 16  # per document, by default
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ def split_passages(
     max_passages: int = MAX_PASSAGES,
     max_tokens: int | None = None,
 ) -> list[str]:
-    """Passages of ``text`` of at most ``budget`` tokens each (a word longer than the budget
+    """Passages of ``text`` of at most ``budget`` tokens each (a piece longer than the budget
     is its own passage), overlapping by ``budget // 4`` tokens; at most ``max_passages``, and
     only the first ``max_tokens`` tokens of the document when that is given."""
     if budget < 1:
@@ -74,7 +76,7 @@ def split_passages(
 
 
 def tail(tokenizer: PairTokenizer, text: str, budget: int) -> str:
-    """The longest run of whole words at the end of ``text`` that fits ``budget`` tokens
+    """The longest run of whole pieces at the end of ``text`` that fits ``budget`` tokens
     (left truncation, as TEI's ``truncation_direction: "Left"``)."""
     if budget < 1:
         raise ValueError(f"expected a token budget >= 1, got {budget}")
