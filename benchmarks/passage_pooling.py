@@ -36,8 +36,8 @@ def main() -> int:
 
     from rich.progress import track
 
+    from crossrank.data.metrics import ndcg_at_k
     from crossrank.eval.evaluate import select_queries
-    from crossrank.eval.metrics import ndcg_at_k
     from crossrank.runtime import OnnxReranker
     from crossrank.runtime.passages import POOLINGS, document_units, flatten, pool_units
 

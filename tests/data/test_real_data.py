@@ -3,7 +3,7 @@
 import pytest
 
 from crossrank.data.beir import load_beir
-from crossrank.eval.metrics import mean, ndcg_at_k
+from crossrank.data.metrics import mean, ndcg_at_k
 from crossrank.retrieval import BM25Retriever
 from tests.conftest import shared_dataset
 

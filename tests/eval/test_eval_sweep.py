@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from crossrank.data.examples import fixture_path
-from crossrank.eval.metrics import map_at_k, mrr_at_k, ndcg_at_k, recall_at_k
+from crossrank.data.metrics import map_at_k, mrr_at_k, ndcg_at_k, recall_at_k
 from crossrank.eval.sweep import knee
 from crossrank.pipeline.fusion import fit_weight, interpolate
 from crossrank.retrieval.hybrid import reciprocal_rank_fusion

@@ -62,3 +62,11 @@ def test_fit_applies_the_guard_it_is_given():
     lists = [(reversed_ce, fs, metric)]
     assert fit_weight(lists)[1] == 1.0
     assert fit_weight(lists, floor=0.5)[1] == 0.0  # guarded: the first stage's order wins
+
+
+def test_fit_refuses_no_queries_and_an_empty_grid():
+    with pytest.raises(ValueError, match=r"expected at least one query's scores .* got none"):
+        fit_weight([])
+    lists = [(np.array([1.0, 0.0]), np.array([0.0, 1.0]), lambda s: float(s[0] > s[1]))]
+    with pytest.raises(ValueError, match=r"expected at least one candidate weight .* got none"):
+        fit_weight(lists, grid=[])

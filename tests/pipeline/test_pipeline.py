@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from crossrank.data.beir import load_beir
 from crossrank.data.examples import fixture_path
-from crossrank.eval.metrics import ndcg_at_k
+from crossrank.data.metrics import ndcg_at_k
 from crossrank.pipeline.two_stage import RetrieveThenRerank, _warned, pipeline, warn_if_shallow
 from crossrank.retrieval import BM25Params, BM25Retriever, Retriever, cached_bm25
 from tests.conftest import outputs_across_hash_seeds

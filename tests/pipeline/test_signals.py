@@ -151,3 +151,44 @@ def test_sweep_fuses_each_budget_on_its_own_top_n_like_eval(tiny_artifact):
             FIXTURE, "eval", hybrid, "hybrid", row["n"], reranker, progress=False, fusion=fusion
         )
         assert row["ndcg@10"] == pytest.approx(report["reranked"]["ndcg@10"], abs=1e-12), row["n"]
+
+
+def test_a_hybrid_search_analyses_each_query_once_per_component(monkeypatch):
+    import bm25s
+
+    from crossrank.retrieval import bm25 as bm25_module
+
+    hybrid, other = two_bm25_hybrid(depth=10), "french press coffee"
+    alone = hybrid.retrievers["a"]
+    expected = {q: alone.document_scores(q, alone.doc_ids) for q in (QUERY, other)}
+    analysed = []
+    real = bm25s.tokenize
+
+    def counting(texts, *args, **kwargs):  # the real analyser, counted
+        analysed.append(list(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(bm25_module.bm25s, "tokenize", counting)
+    for query in (QUERY, other, QUERY):
+        analysed.clear()
+        hits = hybrid.retrieve(query, 5)
+        # One search and its candidates' scores from one analysis, in each component.
+        assert analysed == [[query], [query]]
+        # ... and the scores are the query's, not the last query's.
+        positions = [alone.doc_ids.index(h.doc_id) for h in hits]
+        assert [h.signals["a"] for h in hits] == pytest.approx(expected[query][positions].tolist())
+
+
+def test_last_query_keeps_one_single_query_value():
+    from crossrank.retrieval.base import LastQuery
+
+    calls = []
+
+    def derive(queries):
+        calls.append(queries)
+        return [q.upper() for q in queries]
+
+    memo = LastQuery(derive)
+    assert memo(["a"]) == ["A"] and memo(["a"]) == ["A"]
+    assert memo(["b"]) == ["B"] and memo(["a", "b"]) == ["A", "B"] and memo(["b"]) == ["B"]
+    assert calls == [["a"], ["b"], ["a", "b"]]  # batches are derived, not kept

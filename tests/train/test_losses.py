@@ -73,3 +73,31 @@ def test_losses_are_finite_for_any_grades(data):
         if name == "pointwise" and not (y >= 0).any():
             continue
         assert torch.isfinite(fn(s, y)), name
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_a_candidate_scored_minus_infinity_adds_nothing(name):
+    # A ruled-out negative (score -inf) is the limit of a very low score: it adds a zero term
+    # to the loss's mean (listwise: to its row's sum), and no gradient is NaN.
+    loss = LOSSES[name]
+    scores = torch.tensor([[2.0, float("-inf"), 0.5]], requires_grad=True)
+    labels = torch.tensor([[1, 0, 0]])
+    value = loss(scores, labels)
+    value.backward()
+    without = loss(torch.tensor([[2.0, 0.5]]), torch.tensor([[1, 0]]))
+    # Terms without / with it: pairs (pos, neg) for the pairwise losses, pairs for pointwise.
+    share = {"pointwise": 2 / 3, "pairwise": 1 / 2, "margin": 1 / 2, "listwise": 1.0}[name]
+    expected = without * share
+    assert value.item() == pytest.approx(expected.item(), abs=1e-6)
+    assert torch.isfinite(scores.grad).all()
+
+
+def test_distillation_over_a_candidate_both_sides_rule_out_is_the_distillation_without_it():
+    from crossrank.train.losses import distill_kl
+
+    scores = torch.tensor([[2.0, float("-inf"), 0.5]], requires_grad=True)
+    value = distill_kl(scores, torch.tensor([[1.0, float("-inf"), -0.5]]))
+    value.backward()
+    without = distill_kl(torch.tensor([[2.0, 0.5]]), torch.tensor([[1.0, -0.5]]))
+    assert value.item() == pytest.approx(without.item(), abs=1e-7)
+    assert torch.isfinite(scores.grad).all()

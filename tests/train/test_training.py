@@ -4,7 +4,7 @@ import random
 import pytest
 import torch
 
-from crossrank.eval.metrics import mean, ndcg_at_k
+from crossrank.data.metrics import mean, ndcg_at_k
 from crossrank.train.datamodule import TriplesDataModule
 from crossrank.train.module import AtomicCheckpointIO, CrossEncoderModule
 from tests.conftest import CrashAt, train_tiny

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from crossrank.data.beir import load_beir
 from crossrank.data.examples import fixture_path
-from crossrank.eval.metrics import mean, mrr_at_k, ndcg_at_k, percentile
+from crossrank.data.metrics import mean, mrr_at_k, ndcg_at_k, percentile
 from crossrank.io import cache_dir as default_cache
 from crossrank.pipeline.two_stage import PipelineResult, RetrieveThenRerank
 from crossrank.retrieval.bm25 import bm25_for

@@ -14,7 +14,7 @@ import numpy as np
 
 from crossrank.cli.common import add_fit_options, passage_pooling, score_split
 from crossrank.cli.novelty_guard import fit_guard, guard_collections
-from crossrank.eval.metrics import mean, ndcg_at_k
+from crossrank.data.metrics import mean, ndcg_at_k
 from crossrank.io import atomic_file
 from crossrank.pipeline.fusion import (
     Fusion,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from crossrank.data.beir import BeirDataset, load_beir
-from crossrank.eval.metrics import map_at_k, mean, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from crossrank.data.metrics import map_at_k, mean, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 from crossrank.pipeline.fusion import Fusion
 from crossrank.pipeline.stages import score_store_stats, without_score_store
 from crossrank.pipeline.two_stage import Scorer, rerank_scores

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from crossrank.data.beir import load_beir
+from crossrank.data.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from crossrank.eval.evaluate import LATENCY_QUERIES, latency, select_queries
-from crossrank.eval.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from crossrank.eval.report import plot_sweep
 from crossrank.io import atomic_file, write_text_atomic
 from crossrank.pipeline.fusion import Fusion

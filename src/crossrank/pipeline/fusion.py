@@ -112,6 +112,10 @@ def fit_weight(
     trust (:mod:`crossrank.pipeline.novelty`); a query keeps the smaller. Returns (weight, mean
     metric); ties go to the smaller weight.
     """
+    if not lists:
+        raise ValueError("expected at least one query's scores to fit the weight on, got none")
+    if not len(grid):
+        raise ValueError("expected at least one candidate weight in the grid, got none")
     query_trusts = [1.0] * len(lists) if query_trusts is None else list(query_trusts)
     if len(query_trusts) != len(lists):
         raise ValueError(f"expected {len(lists)} query trusts, got {len(query_trusts)}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from crossrank.pipeline.novelty import Embedder, NoveltyGuard
+from crossrank.retrieval.base import LastQuery
 
 
 class QueryTrust:
@@ -21,16 +22,13 @@ class QueryTrust:
             )
         guard.slices(len(reference))  # a reference that does not match the scales fails here
         self.guard, self.reference, self.embedder = guard, reference.astype(np.float32), embedder
-        self._last: tuple[str, np.ndarray] | None = None  # a caller often asks twice for one query
+        self._novelties = LastQuery(
+            lambda queries: self.guard.novelties(self.embedder.embed(queries), self.reference)
+        )
 
     def novelties(self, query: str) -> np.ndarray:
         """The query's novelty against each training collection."""
-        last = self._last
-        if last is not None and last[0] == query:
-            return last[1]
-        value = self.guard.novelties(self.embedder.embed([query]), self.reference)[0]
-        self._last = (query, value)
-        return value
+        return self._novelties([query])[0]
 
     def __call__(self, query: str) -> float:
         return self.guard.trust(self.novelties(query))

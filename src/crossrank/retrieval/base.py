@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -19,6 +19,29 @@ class Hit:
     rank: int
     text: str | None = None
     signals: Mapping[str, float] | None = field(default=None, hash=False)  # hits stay hashable
+
+
+T = TypeVar("T")
+
+
+class LastQuery(Generic[T]):
+    """``derive(queries)`` that keeps its value for the last single query: a hybrid first stage
+    asks a component for a query's list, then for its candidates' scores, and a caller of the
+    novelty guard asks twice, each time for the same query's terms or vector."""
+
+    def __init__(self, derive: Callable[[list[str]], T]) -> None:
+        self.derive = derive
+        self._last: tuple[str, T] | None = None  # one tuple, swapped whole: safe across threads
+
+    def __call__(self, queries: Sequence[str]) -> T:
+        queries = list(queries)
+        last = self._last
+        if len(queries) == 1 and last is not None and last[0] == queries[0]:
+            return last[1]
+        value = self.derive(queries)
+        if len(queries) == 1:
+            self._last = (queries[0], value)
+        return value
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ import numpy as np
 
 from crossrank.data.beir import BeirDataset
 from crossrank.io import atomic_directory
-from crossrank.retrieval.base import CorpusRetriever, Hit
+from crossrank.retrieval.base import CorpusRetriever, Hit, LastQuery
 
 log = logging.getLogger(__name__)
 INDEX_FORMAT = 2  # bump when the saved layout changes, so stale caches are not reused
@@ -47,6 +47,7 @@ class BM25Retriever(CorpusRetriever):
         self._model = model
         self._stemmer = _stemmer(params.stemmer)
         self._sorted: bool | None = None
+        self._terms = LastQuery(self._analyse)  # the last query's terms, analysed once
 
     @classmethod
     def build(
@@ -70,17 +71,8 @@ class BM25Retriever(CorpusRetriever):
 
     def _search(self, queries: list[str], k: int) -> list[list[Hit]]:
         """Fewer than ``k`` hits when fewer documents match any query term."""
-        tokens = bm25s.tokenize(
-            queries,
-            stopwords=self.params.stopwords,
-            stemmer=self._stemmer,
-            return_ids=False,
-            show_progress=False,
-        )
-        vocab = self._model.vocab_dict
-        tokens = [[t for t in q if t in vocab] for q in tokens]
         results: list[list[Hit]] = []
-        for query_tokens in tokens:
+        for query_tokens in self._terms(queries):
             if not query_tokens:
                 results.append([])
                 continue
@@ -96,7 +88,7 @@ class BM25Retriever(CorpusRetriever):
     def corpus_scores(self, query: str) -> np.ndarray:
         """The query's BM25 score for every document, in ``doc_ids`` order (0 where no term
         matches): what a teacher needs for documents beyond the retrieved top k."""
-        tokens = self._query_tokens(query)
+        tokens = self._terms([query])[0]
         if not tokens:
             return np.zeros(len(self.doc_ids), dtype=np.float32)
         return np.asarray(self._model.get_scores(tokens), dtype=np.float32)
@@ -106,7 +98,7 @@ class BM25Retriever(CorpusRetriever):
         their positions, but reading only those documents' postings (a binary search in each
         query term's), so its cost does not grow with the corpus."""
         positions = self._position(doc_ids)
-        tokens = self._query_tokens(query)
+        tokens = self._terms([query])[0]
         if not tokens:
             return np.zeros(len(positions), dtype=np.float32)
         if not self._postings_sorted():
@@ -127,16 +119,17 @@ class BM25Retriever(CorpusRetriever):
             scores += self._model.nonoccurrence_array[term_ids].sum()
         return scores.astype(np.float32, copy=False)
 
-    def _query_tokens(self, query: str) -> list[str]:
-        """The query's analysed terms that the index knows, repeats kept (bm25s counts them)."""
+    def _analyse(self, queries: list[str]) -> list[list[str]]:
+        """Each query's analysed terms that the index knows, repeats kept (bm25s counts them)."""
         tokens = bm25s.tokenize(
-            [query],
+            queries,
             stopwords=self.params.stopwords,
             stemmer=self._stemmer,
             return_ids=False,
             show_progress=False,
-        )[0]
-        return [t for t in tokens if t in self._model.vocab_dict]
+        )
+        vocab = self._model.vocab_dict
+        return [[t for t in q if t in vocab] for q in tokens]
 
     def _postings_sorted(self) -> bool:
         """Whether every term's postings list is in document order (checked once), which the

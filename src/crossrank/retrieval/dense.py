@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from crossrank.io import atomic_directory
-from crossrank.retrieval.base import CorpusRetriever, Hit
+from crossrank.retrieval.base import CorpusRetriever, Hit, LastQuery
 from crossrank.retrieval.bm25 import texts_fingerprint
 from crossrank.runtime.artifact import ArtifactError, Manifest, artifact_sha256, verify_file
 from crossrank.runtime.backends import ort_session
@@ -88,18 +88,7 @@ class DenseRetriever(CorpusRetriever):
         self.embeddings = embeddings
         self.texts = texts
         self.index = _hnsw(embeddings) if approximate else None
-        self._last: tuple[str, np.ndarray] | None = None  # the last query's vector
-
-    def _embed(self, queries: list[str]) -> np.ndarray:
-        """Query vectors; the last single query's is kept, so that a hybrid first stage reading
-        :meth:`document_scores` after :meth:`retrieve` embeds it once."""
-        last = self._last
-        if len(queries) == 1 and last is not None and last[0] == queries[0]:
-            return last[1]
-        vectors = self.embedder.embed(queries)
-        if len(queries) == 1:
-            self._last = (queries[0], vectors)
-        return vectors
+        self._embed = LastQuery(self.embedder.embed)  # query vectors, the last one kept
 
     @classmethod
     def build(

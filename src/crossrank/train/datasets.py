@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from crossrank.data.examples import LabeledQuery, LabeledSet
+from crossrank.data.metrics import ideal_dcg
 
 NegativeSource = Literal["random", "candidates"]
 PositiveSource = Literal["all", "candidates"]
@@ -27,6 +28,10 @@ class PairBatch:
     query_index: torch.Tensor  # one entry per pair (used by retrieval metrics)
     first_stage_rank: torch.Tensor | None = None  # eval pairs: rank in the candidate list
     teacher: torch.Tensor | None = None  # like labels: the teacher's scores, NaN where none
+    # Eval pairs: their query's ideal DCG@10 and relevant count over all its judgments, also
+    # those of documents outside its candidates (the positives a first stage missed).
+    ideal_dcg: torch.Tensor | None = None
+    n_relevant: torch.Tensor | None = None
 
 
 class GroupDataset(Dataset):
@@ -169,11 +174,11 @@ def collate_groups(items: list[tuple[str, list[str], list[int], list[float]]]) -
 
 
 class RankingDataset(Dataset):
-    """Flat (query index, query, document, grade, first-stage rank) pairs: each eval query with
-    its candidates (rank is the position in the candidate list, or the corpus order)."""
+    """Flat eval pairs: each eval query with its candidates (rank is the position in the
+    candidate list, or the corpus order), and what metrics need of the query's judgments."""
 
-    def __init__(self, data: LabeledSet, candidates: EvalCandidates):
-        self.pairs: list[tuple[int, str, str, int, int]] = []
+    def __init__(self, data: LabeledSet, candidates: EvalCandidates, k: int = 10):
+        self.pairs: list[EvalPair] = []
         for qi, q in enumerate(data.queries):
             if candidates == "all":
                 doc_ids = list(data.documents)
@@ -181,21 +186,38 @@ class RankingDataset(Dataset):
                 doc_ids = list(dict.fromkeys(q.candidates))
             else:
                 doc_ids = list(q.judged)
+            ideal = ideal_dcg(q.judged, k)
+            relevant = sum(g > 0 for g in q.judged.values())
             for rank, doc in enumerate(doc_ids):
-                self.pairs.append((qi, q.text, data.documents[doc], q.judged.get(doc, 0), rank))
+                grade = q.judged.get(doc, 0)
+                pair = EvalPair(qi, q.text, data.documents[doc], grade, rank, ideal, relevant)
+                self.pairs.append(pair)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> tuple[int, str, str, int, int]:
+    def __getitem__(self, index: int) -> EvalPair:
         return self.pairs[index]
 
 
-def collate_pairs(items: list[tuple[int, str, str, int, int]]) -> PairBatch:
+@dataclass(frozen=True)
+class EvalPair:
+    query_index: int
+    query: str
+    document: str
+    grade: int
+    rank: int  # position in the query's candidate list
+    ideal_dcg: float  # the query's, over all its judgments
+    n_relevant: int
+
+
+def collate_pairs(items: list[EvalPair]) -> PairBatch:
     return PairBatch(
-        queries=[q for _, q, _, _, _ in items],
-        documents=[d for _, _, d, _, _ in items],
-        labels=torch.tensor([[g for *_, g, _ in items]], dtype=torch.long),
-        query_index=torch.tensor([qi for qi, *_ in items], dtype=torch.long),
-        first_stage_rank=torch.tensor([r for *_, r in items], dtype=torch.long),
+        queries=[p.query for p in items],
+        documents=[p.document for p in items],
+        labels=torch.tensor([[p.grade for p in items]], dtype=torch.long),
+        query_index=torch.tensor([p.query_index for p in items], dtype=torch.long),
+        first_stage_rank=torch.tensor([p.rank for p in items], dtype=torch.long),
+        ideal_dcg=torch.tensor([p.ideal_dcg for p in items], dtype=torch.float32),
+        n_relevant=torch.tensor([p.n_relevant for p in items], dtype=torch.long),
     )

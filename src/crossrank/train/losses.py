@@ -1,7 +1,9 @@
 """Ranking losses as pure functions over a ``[queries, candidates]`` score matrix.
 
 Each row holds one query's candidates with graded labels (0 = not relevant, higher = better).
-Rows may be padded: ``labels < 0`` marks an empty slot that every loss ignores.
+Rows may be padded: ``labels < 0`` marks an empty slot that every loss ignores. A score of
+``-inf`` (a candidate ruled out) is a limit, not an error: it adds nothing where the target gives
+the candidate no weight, so no ``0 * inf`` turns a loss into NaN.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ def pointwise_bce(
     _check(scores, labels)
     valid = labels >= 0
     targets = (labels.to(scores.dtype) / max_grade).clamp(0.0, 1.0)
-    return F.binary_cross_entropy_with_logits(scores[valid], targets[valid])
+    # PyTorch's BCE computes (1 - y) * x, NaN for x = -inf and y = 1 - y = 0; past |x| = 1e4 the
+    # sigmoid is 0 or 1 in every float type, so clamping there changes no finite logit's loss.
+    logits = scores[valid].clamp(-1e4, 1e4)
+    return F.binary_cross_entropy_with_logits(logits, targets[valid])
 
 
 def _pair_terms(scores: torch.Tensor, labels: torch.Tensor):
@@ -79,7 +84,8 @@ def listwise_softmax(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
         return scores.sum() * 0.0
     targets = gains[keep] / totals[keep]
     logp = torch.log_softmax(scores[keep].masked_fill(~valid[keep], float("-inf")), dim=1)
-    return -(targets * logp.masked_fill(~valid[keep], 0.0)).sum(dim=1).mean()
+    terms = torch.where(targets > 0, targets * logp, torch.zeros_like(logp))
+    return -terms.sum(dim=1).mean()
 
 
 def distill_kl(
@@ -106,7 +112,7 @@ def distill_kl(
     target = torch.softmax((t / temperature).masked_fill(~known, float("-inf")), dim=1)
     logp = torch.log_softmax((s / temperature).masked_fill(~known, float("-inf")), dim=1)
     logq = torch.log(target.clamp(min=1e-12))
-    terms = torch.where(known, target * (logq - logp), torch.zeros_like(logp))
+    terms = torch.where(known & (target > 0), target * (logq - logp), torch.zeros_like(logp))
     return terms.sum(dim=1).mean() * temperature**2
 
 

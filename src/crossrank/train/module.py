@@ -11,14 +11,13 @@ from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.utilities.enums import GradClipAlgorithmType
-from torchmetrics import MetricCollection
-from torchmetrics.retrieval import RetrievalMRR, RetrievalNormalizedDCG, RetrievalRecall
 
 from crossrank.io import atomic_file
 from crossrank.train.datamodule import PairBatch
 from crossrank.train.losses import LossName, answer_bce, distill_kl, get_loss
 from crossrank.train.model import CrossEncoder, CrossEncoderConfig
 from crossrank.train.optim import adamw
+from crossrank.train.val_metrics import RerankMetrics
 
 MONITOR = "val_ndcg@10"
 
@@ -71,15 +70,9 @@ class CrossEncoderModule(L.LightningModule):
         self.tokenizer = encoder.tokenizer()
         self.max_length = encoder.max_length
         self.loss_fn = get_loss(loss)
-        # nDCG reads the grades; MRR and recall need binary relevance (grade > 0).
-        self.val_graded = MetricCollection(
-            {"ndcg@10": RetrievalNormalizedDCG(top_k=10)}, prefix="val_"
-        )
-        self.val_binary = MetricCollection(
-            {"mrr": RetrievalMRR(), "recall@10": RetrievalRecall(top_k=10)}, prefix="val_"
-        )
-        # The same candidates in first-stage order: what reranking has to beat.
-        self.val_first_stage = RetrievalNormalizedDCG(top_k=10)
+        # Against each query's full judgments; also the candidates in first-stage order, what
+        # reranking has to beat.
+        self.val_metrics = RerankMetrics(k=10)
         self._loader_states: list[dict] = []  # the train loader's position in a resumed epoch
 
     def encode(self, queries: list[str], documents: list[str]) -> dict[str, torch.Tensor]:
@@ -160,23 +153,29 @@ class CrossEncoderModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: PairBatch, batch_idx: int) -> dict[str, torch.Tensor]:
+        if batch.first_stage_rank is None or batch.ideal_dcg is None or batch.n_relevant is None:
+            raise ValueError(
+                "expected eval batches from RankingDataset (ranks and judgments), got a batch without"
+            )
         scores = self(batch.queries, batch.documents)
         labels = batch.labels.view(-1).to(self.device)
         index = batch.query_index.to(self.device)
-        self.val_graded.update(scores, labels, indexes=index)
-        self.val_binary.update(scores, labels > 0, indexes=index)
-        if batch.first_stage_rank is not None:
-            order = -batch.first_stage_rank.to(self.device).float()
-            self.val_first_stage.update(order, labels, indexes=index)
+        self.val_metrics.update(
+            index,
+            scores.float(),
+            labels,
+            batch.first_stage_rank.to(self.device),
+            batch.ideal_dcg.to(self.device),
+            batch.n_relevant.to(self.device),
+        )
         return {"scores": scores.detach(), "labels": labels, "query_index": index}
 
     def on_validation_epoch_end(self) -> None:
-        for metrics in (self.val_graded, self.val_binary):
-            self.log_dict(metrics.compute(), prog_bar=True)
-            metrics.reset()
-        if self.val_first_stage.update_count:
-            self.log("val_first_stage_ndcg@10", self.val_first_stage.compute())
-            self.val_first_stage.reset()
+        values = self.val_metrics.compute()
+        self.val_metrics.reset()
+        first_stage = values.pop("first_stage_ndcg@10")
+        self.log_dict({f"val_{name}": value for name, value in values.items()}, prog_bar=True)
+        self.log("val_first_stage_ndcg@10", first_stage)
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams

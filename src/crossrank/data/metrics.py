@@ -13,13 +13,21 @@ def _unique(ranked: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ranked))
 
 
+def dcg(gains: Sequence[float], k: int = 10) -> float:
+    """DCG@k with linear gains (trec_eval's ``ndcg_cut``): gain / log2(rank + 1), ranks from 1;
+    negative grades count as 0."""
+    return sum(max(g, 0) / math.log2(i + 2) for i, g in enumerate(gains[:k]))
+
+
+def ideal_dcg(judged: Mapping[str, int], k: int = 10) -> float:
+    """The DCG@k of the best ranking of all judged documents."""
+    return dcg(sorted((g for g in judged.values() if g > 0), reverse=True), k)
+
+
 def ndcg_at_k(ranked: Sequence[str], judged: Mapping[str, int], k: int = 10) -> float:
-    """Graded nDCG@k with linear gains (trec_eval's ``ndcg_cut``): gain = grade, discount log2(rank+1)."""
-    ranked = _unique(ranked)
-    dcg = sum(max(judged.get(d, 0), 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
-    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
+    """Graded nDCG@k: :func:`dcg` of the ranking over :func:`ideal_dcg` of the judgments."""
+    idcg = ideal_dcg(judged, k)
+    return dcg([judged.get(d, 0) for d in _unique(ranked)], k) / idcg if idcg > 0 else 0.0
 
 
 def mrr_at_k(ranked: Sequence[str], judged: Mapping[str, int], k: int = 10) -> float:
