@@ -9,7 +9,8 @@ import pytest
 from crossrank.data.examples import fixture_path
 from crossrank.data.metrics import map_at_k, mrr_at_k, ndcg_at_k, recall_at_k
 from crossrank.eval.sweep import knee
-from crossrank.pipeline.fusion import fit_weight, interpolate
+from crossrank.pipeline.fusion import interpolate
+from crossrank.pipeline.fusion_fit import fit_weight
 from crossrank.retrieval.hybrid import reciprocal_rank_fusion
 
 FIXTURE = str(fixture_path())
@@ -80,7 +81,7 @@ def test_rrf_and_interpolation():
     assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
     ce, fs = np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])
     assert np.argmax(interpolate(ce, fs, 0.0)) == 2 and np.argmax(interpolate(ce, fs, 2.0)) == 0
-    weight, _ = fit_weight([(ce, fs, lambda s: float(np.argmax(s) == 0))])
+    weight = fit_weight([(ce, fs, lambda s: float(np.argmax(s) == 0))]).weight
     assert weight >= 1.0  # at 1.0 the three tie and the first wins
 
 

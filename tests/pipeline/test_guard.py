@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.pipeline.fusion import Fusion, fit_weight, interpolate, rank_agreement, trust
+from crossrank.pipeline.agreement import rank_agreement, trust
+from crossrank.pipeline.fusion import Fusion, interpolate
+from crossrank.pipeline.fusion_fit import fit_weight
 
 SCORES = st.integers(-5, 5).map(float)
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossrank.pipeline.fusion import Fusion, fit_weight
+from crossrank.pipeline.fusion import Fusion
+from crossrank.pipeline.fusion_fit import fit_weight
 from crossrank.pipeline.novelty import (
     Collection,
     NoveltyGuard,

@@ -87,7 +87,8 @@ def describe_model(model: str | None, pooling: str | None, fusion: Fusion | None
     if pooling is not None:
         model = f"{model} (passages, {pooling}-pooled)"
     if fusion is not None:
-        model = f"{model} (fused with {fusion.first_stage}, weight {fusion.weight})"
+        feedback = f", feedback {fusion.feedback}" if fusion.feedback else ""
+        model = f"{model} (fused with {fusion.first_stage}, weight {fusion.weight}{feedback})"
     return model
 
 

@@ -16,13 +16,10 @@ from crossrank.cli.common import add_fit_options, passage_pooling, score_split
 from crossrank.cli.novelty_guard import fit_guard, guard_collections
 from crossrank.data.metrics import mean, ndcg_at_k
 from crossrank.io import atomic_file
-from crossrank.pipeline.fusion import (
-    Fusion,
-    first_stage_evidence,
-    fit_weight,
-    fusion_entries,
-    rank_agreement,
-)
+from crossrank.pipeline.agreement import rank_agreement
+from crossrank.pipeline.feedback import hit_vectors
+from crossrank.pipeline.fusion import Fusion, first_stage_evidence, fusion_entries
+from crossrank.pipeline.fusion_fit import FEEDBACK_GRID, FitQuery, fit_weight
 from crossrank.pipeline.novelty import REFERENCE_FILE
 from crossrank.pipeline.stages import HYBRID_SIGNALS
 from crossrank.runtime.artifact import Manifest
@@ -34,6 +31,8 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
     agreement floor at a low percentile of its agreements, and the novelty guard."""
     collections = guard_collections(args)  # bad split names are refused before the scoring
     signals = evidence_signals(args.retriever, args.evidence)
+    if args.feedback_depth < 0:
+        raise ValueError(f"expected --feedback-depth >= 0, got {args.feedback_depth}")
     dataset, results = score_split(args, args.split, "fusion fit")
     guard, reference, query_trusts = fit_guard(
         args, collections, [dataset.queries[r.qid] for r in results]
@@ -43,16 +42,31 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
         return lambda s: ndcg_at_k([hits[i].doc_id for i in np.argsort(-s, kind="stable")], judged)
 
     lists = [
-        (r.scores, first_stage_evidence(r.hits, signals), metric(r.hits, dataset.qrels[r.qid]))
+        FitQuery(
+            r.scores,
+            first_stage_evidence(r.hits, signals),
+            metric(r.hits, dataset.qrels[r.qid]),
+            hit_vectors(r.hits),
+        )
         for r in results
     ]
-    agreements = [rank_agreement(ce, fs) for ce, fs, _ in lists]
+    agreements = [rank_agreement(q.cross_encoder, q.first_stage) for q in lists]
     floor = None
     if args.guard_percentile > 0:
         floor = float(np.percentile(agreements, args.guard_percentile))
         floor = floor if floor > 0 else None  # no agreement to lose: the guard stays off
-    weight, fused = fit_weight(lists, floor=floor, query_trusts=query_trusts)
-    _, unguarded = fit_weight(lists)
+    depth = args.feedback_depth
+    # Feedback reads the candidates' bi-encoder vectors: a hybrid first stage's hits carry them.
+    feedback = FEEDBACK_GRID if depth and all(q.vectors is not None for q in lists) else (0.0,)
+    fit = fit_weight(
+        lists, floor=floor, query_trusts=query_trusts, feedback_grid=feedback, depth=depth or 3
+    )
+    unguarded = fit_weight(lists, feedback_grid=feedback, depth=depth or 3).value
+    without_feedback = {}
+    if fit.feedback:
+        plain = fit_weight(lists, floor=floor, query_trusts=query_trusts).value
+        without_feedback = {f"{args.split}_ndcg@10_fused_without_feedback": plain}
+    weight, fused = fit.weight, fit.value
     novel = {}
     if query_trusts is not None:
         novel = {f"{args.split}_share_of_queries_novelty_guarded": float(np.mean(query_trusts < 1))}
@@ -63,9 +77,10 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
         fit={
             f"{args.split}_ndcg@10_fused": fused,
             f"{args.split}_ndcg@10_fused_without_guard": unguarded,
-            f"{args.split}_ndcg@10_cross_encoder": mean([m(ce) for ce, _, m in lists]),
-            f"{args.split}_ndcg@10_first_stage": mean([m(fs) for _, fs, m in lists]),
+            f"{args.split}_ndcg@10_cross_encoder": mean([q.metric(q.cross_encoder) for q in lists]),
+            f"{args.split}_ndcg@10_first_stage": mean([q.metric(q.first_stage) for q in lists]),
             f"{args.split}_rank_agreement_median": float(np.median(agreements)),
+            **without_feedback,
             "guard_percentile": args.guard_percentile,
             "precision": args.precision,
             "passages": passage_pooling(args),
@@ -76,6 +91,8 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
         agreement_floor=floor,
         novelty=guard,
         signals=signals,
+        feedback=fit.feedback,
+        feedback_depth=depth or 3,
     )
     return fusion, reference
 
@@ -150,6 +167,13 @@ def add_parser(sub) -> None:
         help="what the fusion reads of the first stage: its score (for hybrid, the RRF score of "
         "ranks), or the sum of its components' z-scored BM25 and cosine scores (signals; auto: "
         "signals for hybrid, the score otherwise)",
+    )
+    p.add_argument(
+        "--feedback-depth",
+        type=int,
+        default=3,
+        help="relevance feedback over a hybrid first stage: fit a weight for each candidate's "
+        "bi-encoder likeness to the fused list's top this many (0: no feedback)",
     )
     p.add_argument(
         "--novelty-reference",

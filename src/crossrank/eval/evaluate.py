@@ -88,15 +88,11 @@ def run_queries(
             texts = [h.text if h.text is not None else dataset.doc_text(h.doc_id) for h in hits]
             with without_score_store(reranker) if bypass else nullcontext():
                 alone = rerank_scores(reranker, query, hits, texts)
-            if fusion is not None and len(hits):
-                first = fusion.evidence(hits)
-                scores = fusion.apply(alone, first, query)
-            else:
-                scores = alone
+            scores = fusion.fuse(alone, hits, query) if fusion is not None and len(hits) else alone
         t2 = time.perf_counter()
         if fusion is not None and fusion.novelty is not None and alone is not None and len(hits):
             query_trust = fusion.query_trust(query)  # remembered from apply: no second embedding
-            unguarded = unguarded_fusion.apply(alone, first)
+            unguarded = unguarded_fusion.fuse(alone, hits)
         fused_from = alone if fusion is not None else None
         timing = ((t1 - t0) * 1e3, (t2 - t1) * 1e3)
         results.append(

@@ -100,7 +100,7 @@ def sweep(
         for n in ns:
             scores = alone[:n]
             if fusion is not None and len(scores):  # z-scores are of the top N: evidence per N
-                scores = fusion.apply(scores, fusion.evidence(hits[:n]), query)
+                scores = fusion.fuse(scores, hits[:n], query)
             ranked = [hits[i].doc_id for i in np.argsort(-scores, kind="stable")]
             m = per_n[n]
             for name, value in (

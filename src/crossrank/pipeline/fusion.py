@@ -1,8 +1,10 @@
 """Score fusion: add the first stage's evidence to the cross-encoder's.
 
-The one implementation of fusion in the project: :class:`Fusion` (a weight fitted on dev and
-stored in the artifact's manifest) applied to a query's candidates by every path that reranks
-(pipeline, eval, sweep, service). Rank fusion of first stages (RRF) is a retriever:
+The one implementation of fusion in the project: :class:`Fusion` (weights fitted on dev by
+:mod:`crossrank.pipeline.fusion_fit` and stored in the artifact's manifest) applied to a query's
+candidates by every path that reranks (pipeline, eval, sweep, service), with the agreement
+guard (:mod:`~crossrank.pipeline.agreement`), the novelty guard and relevance feedback
+(:mod:`~crossrank.pipeline.feedback`). Rank fusion of first stages (RRF) is a retriever:
 :mod:`crossrank.retrieval.hybrid`."""
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from crossrank.pipeline.agreement import trust
+from crossrank.pipeline.feedback import feedback_similarity, hit_vectors
 from crossrank.pipeline.novelty import NoveltyGuard
 from crossrank.retrieval.base import Hit
 from crossrank.retrieval.hybrid import zscore, zscore_sum
 
 __all__ = [
     "Fusion",
+    "feedback_direction",
     "first_stage_evidence",
-    "fit_weight",
+    "fuse",
     "fusion_entries",
     "interpolate",
-    "rank_agreement",
     "stored_fusion",
-    "trust",
     "zscore",
 ]
 
@@ -64,77 +67,35 @@ def interpolate(
     return trust * zscore(cross_encoder) + (weight + 1.0 - trust) * zscore(first_stage)
 
 
-def _ranks(scores: np.ndarray) -> np.ndarray:
-    """Ranks from 0, ties sharing their mean rank."""
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    ranks[order] = np.arange(len(scores))
-    _, groups, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    return (np.bincount(groups, weights=ranks) / counts)[groups]
+def fuse(
+    cross_encoder: np.ndarray,
+    first_stage: np.ndarray,
+    weight: float,
+    trust: float = 1.0,
+    feedback: float = 0.0,
+    vectors: np.ndarray | None = None,
+    depth: int = 3,
+) -> np.ndarray:
+    """:func:`interpolate`, plus ``feedback`` times :func:`feedback_direction` (``feedback = 0``:
+    the interpolation alone; ``trust = 0``: still the first stage's order)."""
+    fused = interpolate(cross_encoder, first_stage, weight, trust)
+    if feedback == 0 or trust == 0 or len(fused) == 0:
+        return fused
+    return fused + feedback * feedback_direction(fused, trust, vectors, depth)
 
 
-def rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rho of two score vectors over one query's candidates (0 when one is constant)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"expected two score vectors of one shape, got {a.shape} and {b.shape}")
-    if a.size < 2:
-        return 0.0
-    ra, rb = _ranks(a), _ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denom = np.sqrt((ra * ra).sum() * (rb * rb).sum())
-    return float((ra * rb).sum() / denom) if denom > 0 else 0.0
-
-
-def trust(cross_encoder: np.ndarray, first_stage: np.ndarray, floor: float | None) -> float:
-    """How much of the cross-encoder one query keeps, in [0, 1] (the "do no harm" guard).
-
-    A cross-encoder trained here is distilled from the first stages, so in its own domain it
-    agrees with them in rank on most queries. ``floor`` is the agreement of the dev split's
-    least-agreeing queries (a low percentile); a query below it is read as out of the model's
-    domain, and its trust falls linearly to 0 at no agreement, leaving the first stage's order.
-    """
-    if floor is None or floor <= 0:
-        return 1.0
-    return float(np.clip(rank_agreement(cross_encoder, first_stage) / floor, 0.0, 1.0))
-
-
-def fit_weight(
-    lists: Sequence[tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], float]]],
-    grid: Sequence[float] = tuple(np.round(np.arange(0.0, 2.01, 0.05), 2)),
-    floor: float | None = None,
-    query_trusts: Sequence[float] | None = None,
-) -> tuple[float, float]:
-    """The grid weight that maximises the mean of ``metric(fused scores)`` over queries.
-
-    Each item is (cross-encoder scores, first-stage scores, metric of a score vector); ``floor``
-    is the agreement guard's (see :func:`trust`), ``query_trusts`` each query's novelty guard
-    trust (:mod:`crossrank.pipeline.novelty`); a query keeps the smaller. Returns (weight, mean
-    metric); ties go to the smaller weight.
-    """
-    if not lists:
-        raise ValueError("expected at least one query's scores to fit the weight on, got none")
-    if not len(grid):
-        raise ValueError("expected at least one candidate weight in the grid, got none")
-    query_trusts = [1.0] * len(lists) if query_trusts is None else list(query_trusts)
-    if len(query_trusts) != len(lists):
-        raise ValueError(f"expected {len(lists)} query trusts, got {len(query_trusts)}")
-    trusts = [
-        min(trust(ce, fs, floor), q) for (ce, fs, _), q in zip(lists, query_trusts, strict=True)
-    ]
-    best = (0.0, -1.0)
-    for w in grid:
-        value = float(
-            np.mean(
-                [
-                    metric(interpolate(ce, fs, w, t))
-                    for (ce, fs, metric), t in zip(lists, trusts, strict=True)
-                ]
-            )
+def feedback_direction(
+    fused: np.ndarray, trust: float, vectors: np.ndarray | None, depth: int
+) -> np.ndarray:
+    """What one unit of feedback weight adds to a fused list: ``trust`` times the z-scored
+    :func:`feedback_similarity` to its top ``depth`` (the feedback is the cross-encoder's, so a
+    query the guards distrust gets less of it)."""
+    if vectors is None:
+        raise ValueError(
+            "expected the candidates' bi-encoder vectors for relevance feedback (a hybrid first "
+            "stage), got none"
         )
-        if value > best[1] + 1e-12:
-            best = (float(w), value)
-    return best
+    return trust * zscore(feedback_similarity(fused, vectors, depth))
 
 
 @dataclass(frozen=True)
@@ -157,13 +118,27 @@ class Fusion:
     novelty: NoveltyGuard | None = None
     query_trust: Callable[[str], float] | None = field(default=None, compare=False, repr=False)
     signals: tuple[str, ...] = ()  # empty: the first stage's own score
+    feedback: float = 0.0  # weight of relevance feedback (see :func:`fuse`); 0: none
+    feedback_depth: int = 3
 
     def evidence(self, hits: Sequence[Hit]) -> np.ndarray:
         """The first-stage scores :meth:`apply` takes for these hits."""
         return first_stage_evidence(hits, self.signals)
 
+    def fuse(
+        self, cross_encoder: np.ndarray, hits: Sequence[Hit], query: str | None = None
+    ) -> np.ndarray:
+        """:meth:`apply` to the cross-encoder's scores of ``hits``, with their evidence and
+        (for feedback) their vectors."""
+        vectors = hit_vectors(hits) if self.feedback else None
+        return self.apply(cross_encoder, self.evidence(hits), query, vectors)
+
     def apply(
-        self, cross_encoder: np.ndarray, first_stage: np.ndarray, query: str | None = None
+        self,
+        cross_encoder: np.ndarray,
+        first_stage: np.ndarray,
+        query: str | None = None,
+        vectors: np.ndarray | None = None,
     ) -> np.ndarray:
         t = trust(cross_encoder, first_stage, self.agreement_floor)
         if self.novelty is not None:
@@ -175,7 +150,10 @@ class Fusion:
                     f"{'bound' if self.query_trust else 'unbound'}"
                 )
             t = min(t, self.query_trust(query))
-        return interpolate(cross_encoder, first_stage, self.weight, t).astype(np.float32)
+        fused = fuse(
+            cross_encoder, first_stage, self.weight, t, self.feedback, vectors, self.feedback_depth
+        )
+        return fused.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -187,6 +165,11 @@ class Fusion:
             "agreement_floor": self.agreement_floor,
             **({"signals": list(self.signals)} if self.signals else {}),
             **({"novelty": self.novelty.to_dict()} if self.novelty else {}),
+            **(
+                {"feedback": {"weight": self.feedback, "depth": self.feedback_depth}}
+                if self.feedback
+                else {}
+            ),
         }
 
     @classmethod
@@ -208,8 +191,9 @@ class Fusion:
         if not isinstance(signals, list) or not all(isinstance(x, str) for x in signals):
             raise ValueError(f"expected a list of signal names for signals, got {signals!r}")
         novelty = NoveltyGuard.from_dict(raw["novelty"]) if raw.get("novelty") else None
+        feedback, depth = _feedback_entry(raw.get("feedback"))
         own = ("weight", "first_stage", "normalization", "fitted_on", "agreement_floor", "novelty")
-        fit = {k: v for k, v in raw.items() if k not in (*own, "signals")}
+        fit = {k: v for k, v in raw.items() if k not in (*own, "signals", "feedback")}
         return cls(
             weight,
             first_stage,
@@ -219,7 +203,28 @@ class Fusion:
             floor,
             novelty,
             signals=tuple(signals),
+            feedback=feedback,
+            feedback_depth=depth,
         )
+
+
+def _feedback_entry(raw: Any) -> tuple[float, int]:
+    """(weight, depth) of a manifest's ``feedback`` entry ((0, 3) when absent)."""
+    if raw is None:
+        return 0.0, 3
+    weight, depth = (raw.get("weight"), raw.get("depth")) if isinstance(raw, dict) else (None, None)
+    if (
+        not isinstance(weight, (int, float))
+        or isinstance(weight, bool)
+        or weight < 0
+        or not isinstance(depth, int)
+        or isinstance(depth, bool)
+        or depth < 1
+    ):
+        raise ValueError(
+            f"expected feedback as {{'weight': number >= 0, 'depth': integer >= 1}}, got {raw!r}"
+        )
+    return float(weight), depth
 
 
 def fusion_entries(manifest_fusion: dict | None) -> dict[str, dict[str, Any]]:

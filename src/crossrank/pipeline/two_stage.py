@@ -133,4 +133,4 @@ def rerank_scores(
     scores = reranker.score(query, texts)
     if fusion is None:
         return scores
-    return fusion.apply(scores, fusion.evidence(hits), query)
+    return fusion.fuse(scores, hits, query)

@@ -12,13 +12,15 @@ import numpy as np
 @dataclass(frozen=True)
 class Hit:
     """One retrieved document: its id, first-stage score, 0-based rank, (if known) text, and
-    (from a hybrid first stage) each component retriever's score of it, by name."""
+    (from a hybrid first stage) each component retriever's score of it, by name, and its unit
+    bi-encoder vector (what fusion's relevance feedback reads)."""
 
     doc_id: str
     score: float
     rank: int
     text: str | None = None
     signals: Mapping[str, float] | None = field(default=None, hash=False)  # hits stay hashable
+    vector: np.ndarray | None = field(default=None, hash=False, compare=False, repr=False)
 
 
 T = TypeVar("T")

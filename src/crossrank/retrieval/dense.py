@@ -135,6 +135,10 @@ class DenseRetriever(CorpusRetriever):
         """Cosine similarity of each query with every document: ``[queries, doc_ids]``."""
         return self.embedder.embed(queries) @ self.embeddings.T
 
+    def document_vectors(self, doc_ids: Sequence[str]) -> np.ndarray:
+        """The documents' unit embeddings, one row each."""
+        return self.embeddings[self._position(doc_ids)]
+
     def document_scores(self, query: str, doc_ids: Sequence[str]) -> np.ndarray:
         """Exact cosine similarities, also when the search is approximate."""
         return self.embeddings[self._position(doc_ids)] @ self._embed([query])[0]

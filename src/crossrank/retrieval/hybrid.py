@@ -54,7 +54,8 @@ def reciprocal_rank_fusion(
 class HybridRetriever:
     """Reciprocal rank fusion (k=60) of two first stages, each asked for ``depth`` hits. Each hit
     carries every component's score of it (``Hit.signals``, by component name), also from the
-    components whose own list missed it, so that fusion can read the scores, not the ranks."""
+    components whose own list missed it, so that fusion can read the scores, not the ranks, and
+    its vector from the first component that embeds documents (``document_vectors``)."""
 
     def __init__(
         self,
@@ -81,7 +82,16 @@ class HybridRetriever:
                 Hit(doc, score, rank, texts.get(doc)) for rank, (doc, score) in enumerate(fused)
             ]
         scores = {name: score_documents(query, ids) for name, score_documents in scorers.items()}
+        embedders = [r for r in self.retrievers.values() if hasattr(r, "document_vectors")]
+        vectors = embedders[0].document_vectors(ids) if embedders else [None] * len(ids)
         return [
-            Hit(doc, score, rank, texts.get(doc), {n: float(s[rank]) for n, s in scores.items()})
+            Hit(
+                doc,
+                score,
+                rank,
+                texts.get(doc),
+                {n: float(s[rank]) for n, s in scores.items()},
+                vectors[rank],
+            )
             for rank, (doc, score) in enumerate(fused)
         ]

@@ -215,7 +215,7 @@ class Service:
         scores = await self._search_scores(req.query, texts)
         if self.pipeline.fusion is not None and len(hits):
             scores = await asyncio.to_thread(  # the novelty guard embeds the query
-                self.pipeline.fusion.apply, scores, self.pipeline.fusion.evidence(hits), req.query
+                self.pipeline.fusion.fuse, scores, hits, req.query
             )
         t2 = time.perf_counter()
         order = np.argsort(-np.asarray(scores), kind="stable")[: req.top_k]
