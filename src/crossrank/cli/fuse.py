@@ -55,13 +55,14 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
     if args.guard_percentile > 0:
         floor = float(np.percentile(agreements, args.guard_percentile))
         floor = floor if floor > 0 else None  # no agreement to lose: the guard stays off
-    depth = args.feedback_depth
+    depth = args.feedback_depth or 3  # 0 turns feedback off; the stored depth stays valid
     # Feedback reads the candidates' bi-encoder vectors: a hybrid first stage's hits carry them.
-    feedback = FEEDBACK_GRID if depth and all(q.vectors is not None for q in lists) else (0.0,)
+    with_vectors = all(q.vectors is not None for q in lists)
+    feedback = FEEDBACK_GRID if args.feedback_depth and with_vectors else (0.0,)
     fit = fit_weight(
-        lists, floor=floor, query_trusts=query_trusts, feedback_grid=feedback, depth=depth or 3
+        lists, floor=floor, query_trusts=query_trusts, feedback_grid=feedback, depth=depth
     )
-    unguarded = fit_weight(lists, feedback_grid=feedback, depth=depth or 3).value
+    unguarded = fit_weight(lists, feedback_grid=feedback, depth=depth).value
     without_feedback = {}
     if fit.feedback:
         plain = fit_weight(lists, floor=floor, query_trusts=query_trusts).value
@@ -92,7 +93,7 @@ def fit_fusion(args: argparse.Namespace) -> tuple[Fusion, np.ndarray | None]:
         novelty=guard,
         signals=signals,
         feedback=fit.feedback,
-        feedback_depth=depth or 3,
+        feedback_depth=depth,
     )
     return fusion, reference
 

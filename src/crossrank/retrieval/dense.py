@@ -141,7 +141,7 @@ class DenseRetriever(CorpusRetriever):
 
     def document_scores(self, query: str, doc_ids: Sequence[str]) -> np.ndarray:
         """Exact cosine similarities, also when the search is approximate."""
-        return self.embeddings[self._position(doc_ids)] @ self._embed([query])[0]
+        return self.document_vectors(doc_ids) @ self._embed([query])[0]
 
     def _search(self, queries: list[str], k: int) -> list[list[Hit]]:
         vectors = self._embed(queries)
