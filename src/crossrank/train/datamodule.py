@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import lightning as L
 from torch.utils.data import DataLoader
 
 from crossrank.data.examples import (
+    LabeledQuery,
     LabeledSet,
     check_no_leakage,
     collections_of,
@@ -15,7 +17,9 @@ from crossrank.data.examples import (
     holdout_split,
     merge_sets,
     read_labeled,
+    resolve_data,
 )
+from crossrank.data.title_queries import title_queries
 from crossrank.io import DEFAULT_CACHE
 from crossrank.io import cache_dir as resolve_cache
 from crossrank.train.datasets import (
@@ -66,6 +70,9 @@ class TriplesDataModule(L.LightningDataModule):
             ``"none"``: BM25's candidates, labels only.
         cache_dir: where BM25 indexes, the bi-encoder and mined candidate lists are cached.
         max_eval_queries: evaluate the first N eval queries only (a fixed subset).
+        title_share: the share of training groups drawn from pseudo-queries made of the
+            training corpus's own titles (:mod:`crossrank.data.title_queries`; ``data`` must be
+            a BEIR folder); 0: none.
     """
 
     def __init__(
@@ -95,6 +102,7 @@ class TriplesDataModule(L.LightningDataModule):
         teacher_depth: tuple[int, int] = (200, 100),
         false_negative_top: int = 10,
         cache_dir: str | None = str(DEFAULT_CACHE),
+        title_share: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -112,11 +120,19 @@ class TriplesDataModule(L.LightningDataModule):
         for entry in hp.also_train or []:
             path, _, split = entry.rpartition(":") if ":" in entry else (entry, "", "train")
             parts.append(read_labeled(path, split or "train"))
+        if not 0.0 <= hp.title_share < 1.0:
+            raise ValueError(f"expected title_share in [0, 1), got {hp.title_share}")
+        copies = 1
+        if hp.title_share:
+            titles, copies = _title_part(resolve_data(hp.data), hp.title_share, parts, hp.seed)
+            parts.append(titles)
         if hp.teacher == "hybrid":  # each collection's own first stages, before the merge
             for part in parts:
                 attach_teacher(
                     part, resolve_cache(hp.cache_dir), *hp.teacher_depth, hp.false_negative_top
                 )
+        if copies > 1:
+            parts[-1] = _repeat(parts[-1], copies)
         self.train_set = merge_sets(parts)
         if hp.holdout:
             self.train_set, self.eval_set = holdout_split(self.train_set, hp.holdout)
@@ -178,3 +194,28 @@ class TriplesDataModule(L.LightningDataModule):
             collate_fn=collate_pairs,
             num_workers=self.hparams.num_workers,
         )
+
+
+def _title_part(
+    root: Path, share: float, others: list[LabeledSet], seed: int
+) -> tuple[LabeledSet, int]:
+    """The title pseudo-queries of ``root`` and how many copies of them make ``share`` of the
+    (query, positive) groups: fewer queries when one copy is more than that share."""
+    titles = title_queries(root, seed=seed)
+    wanted = share / (1.0 - share) * sum(len(q.positives) for p in others for q in p.queries)
+    ours = sum(len(q.positives) for q in titles.queries)
+    if wanted >= ours:
+        return titles, round(wanted / ours)
+    return title_queries(root, limit=max(1, round(wanted)), seed=seed), 1
+
+
+def _repeat(data: LabeledSet, times: int) -> LabeledSet:
+    """``data`` with each query ``times`` times (ids ``qid#k``; lists shared, not copied)."""
+    if times == 1:
+        return data
+    queries = [
+        LabeledQuery(f"{q.qid}#{k}", q.text, q.judged, q.candidates, q.teacher, q.unsure)
+        for k in range(times)
+        for q in data.queries
+    ]
+    return LabeledSet(queries, data.documents, data.source)

@@ -1,0 +1,73 @@
+"""Title pseudo-queries: each title a query for the documents that carry it, titles removed."""
+
+import json
+
+import pytest
+
+from crossrank.data.beir import DataError
+from crossrank.data.title_queries import title_queries
+from crossrank.train.datamodule import TriplesDataModule
+
+
+def _corpus(tmp_path, rows):
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path
+
+
+ROWS = [
+    {"_id": "a", "title": "Statin use and breast cancer survival", "text": "Statins delay it."},
+    {"_id": "b", "title": "Vitamin D", "text": "Too short a title to ask."},
+    {"_id": "c", "title": "Nut  consumption and pancreatic cancer", "text": "Nuts lower the risk."},
+    {"_id": "d", "title": "nut consumption and Pancreatic cancer", "text": "A second cohort."},
+    {"_id": "e", "title": "A title with no text at all", "text": ""},
+]
+
+
+def test_each_title_asks_for_the_documents_that_carry_it_without_their_titles(tmp_path):
+    data = title_queries(_corpus(tmp_path, ROWS))
+    by_text = {q.text: q.judged for q in data.queries}
+    assert by_text == {
+        "Statin use and breast cancer survival": {"a": 1},
+        "Nut consumption and pancreatic cancer": {"c": 1, "d": 1},  # one query per title
+    }
+    assert data.documents == {r["_id"]: r["text"] for r in ROWS if r["text"]}
+    assert all(q.text not in data.documents[d] for q in data.queries for d in q.judged)
+
+
+def test_a_limit_draws_the_same_queries_each_time_and_the_seed_changes_them(tmp_path):
+    rows = [
+        {"_id": f"d{i}", "title": f"finding number {i} of the study", "text": "t"}
+        for i in range(40)
+    ]
+    root = _corpus(tmp_path, rows)
+    picks = [{q.qid for q in title_queries(root, limit=5, seed=s).queries} for s in (1, 1, 2)]
+    assert len(picks[0]) == 5 and picks[0] == picks[1] and picks[0] != picks[2]
+
+
+def test_bad_arguments_and_a_corpus_without_titles_are_refused(tmp_path):
+    root = _corpus(tmp_path, [{"_id": "x", "title": "", "text": "only text"}])
+    with pytest.raises(DataError, match="expected documents with titles"):
+        title_queries(root)
+    with pytest.raises(ValueError, match="expected a limit >= 1"):
+        title_queries(root, limit=0)
+
+
+@pytest.mark.parametrize("share", [0.25, 0.6])
+def test_the_title_share_is_the_share_of_training_groups(share, tmp_path):
+    dm = TriplesDataModule(data="fixture", title_share=share, cache_dir=str(tmp_path))
+    dm.setup()
+    items = dm._train_ds.items
+    titled = sum(dm.train_set.queries[qi].qid.startswith("1:title:") for qi, _ in items)
+    assert abs(titled / len(items) - share) < 0.08
+    query = next(q for q in dm.train_set.queries if q.qid.startswith("1:title:"))
+    (doc,) = query.judged
+    assert query.text not in dm.train_set.documents[doc]  # read without its title
+    assert query.text in dm.train_set.documents["0:" + doc.split(":", 1)[1]]
+
+
+def test_no_title_share_adds_no_queries_and_a_bad_share_is_refused(tmp_path):
+    dm = TriplesDataModule(data="fixture", cache_dir=str(tmp_path))
+    dm.setup()
+    assert not any("title:" in q.qid for q in dm.train_set.queries)
+    with pytest.raises(ValueError, match=r"expected title_share in \[0, 1\)"):
+        TriplesDataModule(data="fixture", title_share=1.0, cache_dir=str(tmp_path)).setup()
