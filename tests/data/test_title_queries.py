@@ -6,7 +6,6 @@ import pytest
 
 from crossrank.data.beir import DataError
 from crossrank.data.title_queries import title_queries
-from crossrank.train.datamodule import TriplesDataModule
 
 
 def _corpus(tmp_path, rows):
@@ -50,24 +49,3 @@ def test_bad_arguments_and_a_corpus_without_titles_are_refused(tmp_path):
         title_queries(root)
     with pytest.raises(ValueError, match="expected a limit >= 1"):
         title_queries(root, limit=0)
-
-
-@pytest.mark.parametrize("share", [0.25, 0.6])
-def test_the_title_share_is_the_share_of_training_groups(share, tmp_path):
-    dm = TriplesDataModule(data="fixture", title_share=share, cache_dir=str(tmp_path))
-    dm.setup()
-    items = dm._train_ds.items
-    titled = sum(dm.train_set.queries[qi].qid.startswith("1:title:") for qi, _ in items)
-    assert abs(titled / len(items) - share) < 0.08
-    query = next(q for q in dm.train_set.queries if q.qid.startswith("1:title:"))
-    (doc,) = query.judged
-    assert query.text not in dm.train_set.documents[doc]  # read without its title
-    assert query.text in dm.train_set.documents["0:" + doc.split(":", 1)[1]]
-
-
-def test_no_title_share_adds_no_queries_and_a_bad_share_is_refused(tmp_path):
-    dm = TriplesDataModule(data="fixture", cache_dir=str(tmp_path))
-    dm.setup()
-    assert not any("title:" in q.qid for q in dm.train_set.queries)
-    with pytest.raises(ValueError, match=r"expected title_share in \[0, 1\)"):
-        TriplesDataModule(data="fixture", title_share=1.0, cache_dir=str(tmp_path)).setup()

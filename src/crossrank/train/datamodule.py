@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
 from torch.utils.data import DataLoader
 
 from crossrank.data.examples import (
-    LabeledQuery,
     LabeledSet,
     check_no_leakage,
     collections_of,
@@ -36,6 +34,7 @@ from crossrank.train.datasets import (
 from crossrank.train.loader import ResumableLoader
 from crossrank.train.negatives import mine_candidates
 from crossrank.train.teacher import attach_teacher
+from crossrank.train.title_share import mix_titles, titles_back_to_train
 
 __all__ = ["GroupDataset", "PairBatch", "RankingDataset", "TriplesDataModule"]
 
@@ -116,26 +115,31 @@ class TriplesDataModule(L.LightningDataModule):
         hp = self.hparams
         if hp.n_negatives < 1:
             raise ValueError(f"expected n_negatives >= 1, got {hp.n_negatives}")
+        if not 0.0 <= hp.title_share < 1.0:
+            raise ValueError(f"expected title_share in [0, 1), got {hp.title_share}")
         parts = [read_labeled(hp.data, hp.train_split)]
         for entry in hp.also_train or []:
             path, _, split = entry.rpartition(":") if ":" in entry else (entry, "", "train")
             parts.append(read_labeled(path, split or "train"))
-        if not 0.0 <= hp.title_share < 1.0:
-            raise ValueError(f"expected title_share in [0, 1), got {hp.title_share}")
-        copies = 1
+        titles = None  # the title queries' id prefix in the merged set
         if hp.title_share:
-            titles, copies = _title_part(resolve_data(hp.data), hp.title_share, parts, hp.seed)
-            parts.append(titles)
+            root = resolve_data(hp.data)
+            if not root.is_dir():
+                raise ValueError(f"expected a BEIR folder as data for title_share, got {root}")
+            parts.append(title_queries(root, seed=hp.seed))
+            titles = f"{len(parts) - 1}:title:"
         if hp.teacher == "hybrid":  # each collection's own first stages, before the merge
             for part in parts:
                 attach_teacher(
                     part, resolve_cache(hp.cache_dir), *hp.teacher_depth, hp.false_negative_top
                 )
-        if copies > 1:
-            parts[-1] = _repeat(parts[-1], copies)
         self.train_set = merge_sets(parts)
         if hp.holdout:
             self.train_set, self.eval_set = holdout_split(self.train_set, hp.holdout)
+            if titles:
+                self.train_set, self.eval_set = titles_back_to_train(
+                    self.train_set, self.eval_set, titles
+                )
         else:
             self.eval_set = read_labeled(hp.eval_data or hp.data, hp.eval_split)
         if hp.max_eval_queries is not None and hp.max_eval_queries < 1:
@@ -161,6 +165,10 @@ class TriplesDataModule(L.LightningDataModule):
             for part in collections_of(self.eval_set, merged):
                 if part.queries:
                     mine_candidates(part, hp.eval_depth, hp.cache_dir)
+        if titles:  # after mining: the share counts the groups GroupDataset will make
+            self.train_set = mix_titles(
+                self.train_set, titles, "0:", hp.title_share, hp.positives == "candidates", hp.seed
+            )
         self._train_ds = GroupDataset(
             self.train_set,
             hp.n_negatives,
@@ -194,28 +202,3 @@ class TriplesDataModule(L.LightningDataModule):
             collate_fn=collate_pairs,
             num_workers=self.hparams.num_workers,
         )
-
-
-def _title_part(
-    root: Path, share: float, others: list[LabeledSet], seed: int
-) -> tuple[LabeledSet, int]:
-    """The title pseudo-queries of ``root`` and how many copies of them make ``share`` of the
-    (query, positive) groups: fewer queries when one copy is more than that share."""
-    titles = title_queries(root, seed=seed)
-    wanted = share / (1.0 - share) * sum(len(q.positives) for p in others for q in p.queries)
-    ours = sum(len(q.positives) for q in titles.queries)
-    if wanted >= ours:
-        return titles, round(wanted / ours)
-    return title_queries(root, limit=max(1, round(wanted)), seed=seed), 1
-
-
-def _repeat(data: LabeledSet, times: int) -> LabeledSet:
-    """``data`` with each query ``times`` times (ids ``qid#k``; lists shared, not copied)."""
-    if times == 1:
-        return data
-    queries = [
-        LabeledQuery(f"{q.qid}#{k}", q.text, q.judged, q.candidates, q.teacher, q.unsure)
-        for k in range(times)
-        for q in data.queries
-    ]
-    return LabeledSet(queries, data.documents, data.source)
