@@ -33,19 +33,9 @@ def test_each_title_asks_for_the_documents_that_carry_it_without_their_titles(tm
     assert all(q.text not in data.documents[d] for q in data.queries for d in q.judged)
 
 
-def test_a_limit_draws_the_same_queries_each_time_and_the_seed_changes_them(tmp_path):
-    rows = [
-        {"_id": f"d{i}", "title": f"finding number {i} of the study", "text": "t"}
-        for i in range(40)
-    ]
-    root = _corpus(tmp_path, rows)
-    picks = [{q.qid for q in title_queries(root, limit=5, seed=s).queries} for s in (1, 1, 2)]
-    assert len(picks[0]) == 5 and picks[0] == picks[1] and picks[0] != picks[2]
-
-
 def test_bad_arguments_and_a_corpus_without_titles_are_refused(tmp_path):
     root = _corpus(tmp_path, [{"_id": "x", "title": "", "text": "only text"}])
     with pytest.raises(DataError, match="expected documents with titles"):
         title_queries(root)
-    with pytest.raises(ValueError, match="expected a limit >= 1"):
-        title_queries(root, limit=0)
+    with pytest.raises(ValueError, match="expected min_words >= 1"):
+        title_queries(root, min_words=0)

@@ -79,3 +79,13 @@ def test_no_title_share_adds_no_queries_and_bad_shares_or_data_are_refused(tmp_p
     jsonl.write_text('{"query": "q", "document": "d", "label": 1}\n')
     with pytest.raises(ValueError, match="expected a BEIR folder as data for title_share"):
         TriplesDataModule(data=str(jsonl), title_share=0.2, cache_dir=str(tmp_path)).setup()
+
+
+def test_the_remainder_is_drawn_by_the_seed_the_same_way_each_time():
+    data = _merged(40, 40)
+
+    def picked(seed):
+        mixed = mix_titles(data, "1:title:", "0:", 0.2, surfaced_only=False, seed=seed)
+        return {q.qid for q in mixed.queries if q.qid.startswith("1:title:")}
+
+    assert picked(1) == picked(1) and picked(1) != picked(2) and len(picked(1)) == 20

@@ -9,7 +9,6 @@ from every document of this set, so the pair cannot be matched by copying it bac
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from crossrank.data.beir import DataError, read_corpus
@@ -20,21 +19,17 @@ def _normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def title_queries(
-    root: str | Path, limit: int | None = None, min_words: int = 4, seed: int = 13
-) -> LabeledSet:
+def title_queries(root: str | Path, min_words: int = 4) -> LabeledSet:
     """A labeled set from the titles of the BEIR corpus in ``root``.
 
     Documents keep their ids and lose their titles (those with no text are left out). Each
     distinct title of at least ``min_words`` words is a query (id ``title:<doc id>``) whose
-    relevant documents are the ones carrying that title (grade 1); ``limit`` keeps that many,
-    picked by a hash of ``seed`` and the query id, so a limit draws the same queries every time.
+    relevant documents are the ones carrying that title (grade 1). How many of them training
+    draws is :func:`crossrank.train.title_share.mix_titles`'s business.
     """
     root = Path(root)
     if min_words < 1:
         raise ValueError(f"expected min_words >= 1, got {min_words}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"expected a limit >= 1 (or None), got {limit}")
     corpus, _ = read_corpus(root / "corpus.jsonl")
     documents = {d: doc["text"] for d, doc in corpus.items() if doc["text"].strip()}
     by_title: dict[str, LabeledQuery] = {}
@@ -49,8 +44,4 @@ def title_queries(
         raise DataError(
             f"{root}: expected documents with titles of >= {min_words} words and a text, got none"
         )
-    queries = list(by_title.values())
-    if limit is not None:
-        queries.sort(key=lambda q: hashlib.sha1(f"{seed}:{q.qid}".encode()).hexdigest())
-        queries = queries[:limit]
-    return LabeledSet(queries, documents, f"{root}:titles")
+    return LabeledSet(list(by_title.values()), documents, f"{root}:titles")

@@ -126,7 +126,7 @@ class TriplesDataModule(L.LightningDataModule):
             root = resolve_data(hp.data)
             if not root.is_dir():
                 raise ValueError(f"expected a BEIR folder as data for title_share, got {root}")
-            parts.append(title_queries(root, seed=hp.seed))
+            parts.append(title_queries(root))
             titles = f"{len(parts) - 1}:title:"
         if hp.teacher == "hybrid":  # each collection's own first stages, before the merge
             for part in parts:
