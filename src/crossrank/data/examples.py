@@ -202,14 +202,15 @@ def holdout_split(data: LabeledSet, fraction: float) -> tuple[LabeledSet, Labele
     return train, held_out
 
 
-def _normalise(text: str) -> str:
+def normalise_text(text: str) -> str:
+    """Lower case, whitespace collapsed: how query texts are compared."""
     return " ".join(text.lower().split())
 
 
 def drop_leaking_queries(train: LabeledSet, evaluation: LabeledSet) -> int:
     """Remove train queries whose text is also an eval query; returns how many were dropped."""
-    held_out = {_normalise(q.text) for q in evaluation.queries}
-    kept = [q for q in train.queries if _normalise(q.text) not in held_out]
+    held_out = {normalise_text(q.text) for q in evaluation.queries}
+    kept = [q for q in train.queries if normalise_text(q.text) not in held_out]
     dropped = len(train.queries) - len(kept)
     if dropped:
         log.warning("dropped %d train queries that are also eval queries", dropped)
@@ -219,8 +220,8 @@ def drop_leaking_queries(train: LabeledSet, evaluation: LabeledSet) -> int:
 
 def check_no_leakage(train: LabeledSet, evaluation: LabeledSet) -> None:
     """Refuse when the same query text is in train and eval."""
-    seen = {_normalise(q.text) for q in train.queries}
-    shared = [q.text for q in evaluation.queries if _normalise(q.text) in seen]
+    seen = {normalise_text(q.text) for q in train.queries}
+    shared = [q.text for q in evaluation.queries if normalise_text(q.text) in seen]
     if shared:
         raise DataError(
             f"expected train and eval to share no query, got {len(shared)} shared between "

@@ -12,11 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crossrank.data.beir import DataError, read_corpus
-from crossrank.data.examples import LabeledQuery, LabeledSet
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.lower().split())
+from crossrank.data.examples import LabeledQuery, LabeledSet, normalise_text
 
 
 def title_queries(root: str | Path, min_words: int = 4) -> LabeledSet:
@@ -37,7 +33,7 @@ def title_queries(root: str | Path, min_words: int = 4) -> LabeledSet:
         title = " ".join(doc["title"].split())
         if doc_id not in documents or len(title.split()) < min_words:
             continue
-        key = _normalise(title)
+        key = normalise_text(title)
         query = by_title.setdefault(key, LabeledQuery(f"title:{doc_id}", title, {}))
         query.judged[doc_id] = 1
     if not by_title:

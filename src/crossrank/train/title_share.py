@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import replace
 
 from crossrank.data.examples import LabeledQuery, LabeledSet
 
@@ -48,25 +49,16 @@ def mix_titles(
             break
         rest.append(q)
         left -= groups_of(q, surfaced_only)
-    title_prefix, twin_prefix = titles.split(":", 1)[0] + ":", twins
+    title_part = titles.split(":", 1)[0] + ":"
 
-    def twin(doc: str, to: str) -> str:
-        return to + doc.split(":", 1)[1]
+    def with_twins(q: LabeledQuery, to: str) -> LabeledQuery:
+        unsure = q.unsure | {to + d.split(":", 1)[1] for d in q.positives}
+        return LabeledQuery(q.qid, q.text, q.judged, q.candidates, q.teacher, unsure)
 
-    def title_copy(q: LabeledQuery, k: int) -> LabeledQuery:
-        unsure = q.unsure | {twin(d, twin_prefix) for d in q.positives}
-        return LabeledQuery(f"{q.qid}#{k}", q.text, q.judged, q.candidates, q.teacher, unsure)
-
-    mixed = []
-    for q in others:
-        if q.qid.startswith(twin_prefix):
-            q = LabeledQuery(
-                q.qid, q.text, q.judged, q.candidates, q.teacher,
-                q.unsure | {twin(d, title_prefix) for d in q.positives},
-            )  # fmt: skip
-        mixed.append(q)
-    mixed += [title_copy(q, k) for k in range(copies) for q in own]
-    mixed += [title_copy(q, copies) for q in rest]
+    mixed = [with_twins(q, title_part) if q.qid.startswith(twins) else q for q in others]
+    twinned = {q.qid: with_twins(q, twins) for q in own}  # once, shared by its copies
+    mixed += [replace(twinned[q.qid], qid=f"{q.qid}#{k}") for k in range(copies) for q in own]
+    mixed += [replace(twinned[q.qid], qid=f"{q.qid}#{copies}") for q in rest]
     return LabeledSet(mixed, data.documents, data.source)
 
 
