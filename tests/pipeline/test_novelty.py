@@ -61,6 +61,44 @@ def test_trust_never_rises_with_novelty_and_is_full_for_typical_dev_queries(dev,
     assert guard.trust([typical]) == 1.0
 
 
+@settings(max_examples=200, deadline=None)
+@given(dev=DEV, value=st.floats(0.0, 1.5), pct=st.floats(1.0, 50.0), floor=st.floats(0.0, 0.99))
+def test_a_floor_lifts_every_share_to_at_least_the_floor_and_keeps_full_trust(
+    dev, value, pct, floor
+):
+    plain = NoveltyGuard((NoveltyScale(tuple(sorted(dev))),), pct)
+    floored = NoveltyGuard(plain.scales, pct, floor=floor)
+    share = plain.trust([value])
+    assert floored.trust([value]) == pytest.approx(floor + (1 - floor) * share)
+    assert floor - 1e-12 <= floored.trust([value]) <= 1.0
+    if value > max(dev):
+        assert floored.trust([value]) == pytest.approx(floor)  # the least it keeps
+    assert floored.trust([min(dev)]) == 1.0
+
+
+def test_a_floored_guard_keeps_some_of_the_cross_encoder_on_a_novel_query():
+    from dataclasses import replace
+
+    train = ["vitamin d and bone health", "omega 3 fish oil heart", "fiber and colon cancer"]
+    dev = ["vitamin d bone fractures", "fish oil and heart attacks", "dietary fiber colon"]
+    embedder = HashingEmbedder()
+    fs = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    ce = np.array([1.0, 2.0, 3.0, 4.0, 9.0])  # sure of the first stage's last candidate
+    query = "who won the 1998 world cup final"
+    orders = {}
+    for floor in (0.0, 0.5):
+        guard, reference, _ = fit_novelty(
+            embedder, [Collection("n", train, dev)], dev, 10, 1, "", floor
+        )
+        fusion = Fusion(0.2, "bm25", novelty=guard)
+        bound = replace(fusion, query_trust=QueryTrust(guard, reference, embedder))
+        assert bound.query_trust(query) == floor
+        orders[floor] = list(np.argsort(-bound.apply(ce, fs, query), kind="stable"))
+    assert orders[0.0] == [0, 1, 2, 3, 4]  # no floor: the first stage's order
+    # A floor of 0.5: 0.5 z(ce) + 0.7 z(fs) lifts the candidate the cross-encoder is sure of.
+    assert orders[0.5] == [0, 1, 4, 2, 3]
+
+
 def test_a_novel_query_gets_the_first_stages_order_and_a_typical_one_the_fusion():
     train = ["vitamin d and bone health", "omega 3 fish oil heart", "fiber and colon cancer"]
     dev = ["vitamin d bone fractures", "fish oil and heart attacks", "dietary fiber colon"]
@@ -122,7 +160,9 @@ def test_guard_collections_pair_each_reference_with_its_calibration():
     from crossrank.cli.novelty_guard import guard_collections
 
     refs = ["d/nf:train", "d/wiki:train", "d/sci:train"]
-    args = Namespace(guard_percentile=10.0, novelty_k=5, data="d/nf", split="dev")
+    args = Namespace(
+        guard_percentile=10.0, novelty_k=5, novelty_floor=0.0, data="d/nf", split="dev"
+    )
     args.novelty_reference, args.novelty_calibration = refs, ["d/wiki:dev"]
     nf, wiki, sci = guard_collections(args)
     assert (nf.name, nf.references, nf.calibration) == (
@@ -162,6 +202,8 @@ def test_fuse_refuses_a_test_calibration_split_before_scoring_anything(tmp_path,
     args = ["fuse", "--model", str(missing), "--data", "d/nf", "--split", "dev"]
     assert main([*args, "--novelty-calibration", "d/wiki:test"]) == 2
     assert "neither test nor a reference, got d/wiki:test" in capsys.readouterr().err
+    assert main([*args, "--novelty-floor", "1.5"]) == 2
+    assert "expected --novelty-floor in [0, 1), got 1.5" in capsys.readouterr().err
 
 
 def test_guard_refuses_queries_embedded_by_another_bi_encoder():
@@ -174,9 +216,13 @@ def test_guard_refuses_queries_embedded_by_another_bi_encoder():
 
 def test_novelty_guard_round_trips_through_the_manifest_entry():
     scales = (NoveltyScale((0.1, 0.2, 0.4), 3, "a"), NoveltyScale((0.3,), 2, "b"))
-    guard = NoveltyGuard(scales, 10.0, 5, bi_encoder_sha256="x", fitted_on="a:train")
+    guard = NoveltyGuard(scales, 10.0, 5, bi_encoder_sha256="x", fitted_on="a:train", floor=0.25)
     fusion = Fusion(0.3, "bm25", fitted_on="x:dev", agreement_floor=0.2, novelty=guard)
     assert Fusion.from_dict(fusion.to_dict()) == fusion
+    written_before_floors = {k: v for k, v in guard.to_dict().items() if k != "floor"}
+    assert NoveltyGuard.from_dict(written_before_floors).floor == 0.0
+    with pytest.raises(ValueError, match=r"expected a novelty guard floor in \[0, 1\), got 1.0"):
+        NoveltyGuard(scales, floor=1.0)
     with pytest.raises(ValueError, match="expected a novelty guard with 'scales'"):
         Fusion.from_dict({**fusion.to_dict(), "novelty": {"k": 5}})
     # A guard written before scales: one list over all its reference rows.

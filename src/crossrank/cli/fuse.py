@@ -20,7 +20,7 @@ from crossrank.pipeline.agreement import rank_agreement
 from crossrank.pipeline.feedback import hit_vectors
 from crossrank.pipeline.fusion import Fusion, first_stage_evidence, fusion_entries
 from crossrank.pipeline.fusion_fit import FEEDBACK_GRID, FitQuery, fit_weight
-from crossrank.pipeline.novelty import REFERENCE_FILE
+from crossrank.pipeline.novelty import DEFAULT_FLOOR, REFERENCE_FILE
 from crossrank.pipeline.stages import HYBRID_SIGNALS
 from crossrank.runtime.artifact import Manifest
 
@@ -197,5 +197,12 @@ def add_parser(sub) -> None:
         type=int,
         default=5,
         help="novelty: 1 - mean cosine to the k nearest reference queries (0: guard off)",
+    )
+    p.add_argument(
+        "--novelty-floor",
+        type=float,
+        default=DEFAULT_FLOOR,
+        help="the least share of the cross-encoder the novelty guard leaves a query, in [0, 1) "
+        "(0: the first stage's order beyond dev's most novel query)",
     )
     p.set_defaults(func=run_fuse)

@@ -79,6 +79,8 @@ def guard_collections(args: argparse.Namespace) -> list[GuardCollection] | None:
     else by the fit split when it is of that collection, else leave-one-out."""
     if args.guard_percentile <= 0 or args.novelty_k <= 0:
         return None
+    if not 0.0 <= args.novelty_floor < 1.0:
+        raise ValueError(f"expected --novelty-floor in [0, 1), got {args.novelty_floor}")
     references = reference_splits(args.novelty_reference, args.data, args.split)
     calibration = calibration_splits(args.novelty_calibration, references)
     folders: dict[Path, GuardCollection] = {}
@@ -132,5 +134,11 @@ def fit_guard(
         for c in collections
     )
     return fit_novelty(
-        embedder, fitted, fit_queries, args.guard_percentile, args.novelty_k, fitted_on
+        embedder,
+        fitted,
+        fit_queries,
+        args.guard_percentile,
+        args.novelty_k,
+        fitted_on,
+        args.novelty_floor,
     )

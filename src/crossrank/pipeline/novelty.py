@@ -7,7 +7,10 @@ reference queries (a collection's training queries), and compares it with the no
 collection's dev queries (its *scale*). A query more novel than all but ``percentile`` % of dev
 keeps a share of the cross-encoder equal to the share of dev at least as novel, over
 ``percentile`` %: 1 at dev's ``100 - percentile``-th percentile, falling to 0 beyond dev's most
-novel query, which leaves the first stage's order. A reranker trained on several collections has
+novel query, which leaves the first stage's order; with a ``floor`` the share falls to that floor
+instead (``trust = floor + (1 - floor) * share``): far from its training queries the
+cross-encoder still adds evidence, weighed down against the first stage. A reranker trained on
+several collections has
 one scale each (their novelties differ: Wikipedia questions lie further apart than nutrition
 topics), and a query keeps the trust of the collection it is most typical of. Nothing is fitted
 on the collections it protects.
@@ -23,6 +26,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 REFERENCE_FILE = "novelty-reference.npy"  # written as novelty-reference-<sha256[:12]>.npy
+DEFAULT_FLOOR = 0.5  # crossrank fuse --novelty-floor (RESULTS.md, "A floor under the novelty guard")
 
 
 class Embedder(Protocol):
@@ -103,8 +107,11 @@ class NoveltyGuard:
     reference: str = REFERENCE_FILE  # the reference embeddings, beside the manifest
     bi_encoder_sha256: str = ""  # the bi-encoder that embedded them (and must embed queries)
     fitted_on: str = ""  # e.g. "nfcorpus:train (reference), nfcorpus:dev (calibration)"
+    floor: float = 0.0  # the least share of the cross-encoder a query keeps (0: the first stage)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.floor < 1.0:
+            raise ValueError(f"expected a novelty guard floor in [0, 1), got {self.floor}")
         if not self.scales:
             raise ValueError("expected at least one novelty scale, got none")
         if len(self.scales) > 1 and any(s.rows is None for s in self.scales):
@@ -133,7 +140,10 @@ class NoveltyGuard:
         """The cross-encoder's share for a query of these novelties (one per scale), in [0, 1]."""
         if len(novelties) != len(self.scales):
             raise ValueError(f"expected {len(self.scales)} novelties, got {len(novelties)}")
-        return max(s.trust(v, self.percentile) for s, v in zip(self.scales, novelties, strict=True))
+        share = max(
+            s.trust(v, self.percentile) for s, v in zip(self.scales, novelties, strict=True)
+        )
+        return 1.0 - (1.0 - self.floor) * (1.0 - share)  # exactly 1 at full share
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +156,7 @@ class NoveltyGuard:
             "reference": self.reference,
             "bi_encoder_sha256": self.bi_encoder_sha256,
             "fitted_on": self.fitted_on,
+            "floor": self.floor,
         }
 
     @classmethod
@@ -168,6 +179,7 @@ class NoveltyGuard:
                 str(raw.get("reference", REFERENCE_FILE)),
                 str(raw.get("bi_encoder_sha256", "")),
                 str(raw.get("fitted_on", "")),
+                float(raw.get("floor", 0.0)),  # a guard written before floors: none
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ValueError(
@@ -192,6 +204,7 @@ def fit_novelty(
     percentile: float = 10.0,
     k: int = 5,
     fitted_on: str = "",
+    floor: float = 0.0,
 ) -> tuple[NoveltyGuard, np.ndarray, np.ndarray]:
     """(guard, reference embeddings as float16, each fit query's trust): one scale per
     collection; the trusts are those of ``fit_queries``, the queries the fusion weight is then
@@ -219,7 +232,7 @@ def fit_novelty(
         scales.append(NoveltyScale(tuple(sorted(float(v) for v in dev)), rows, c.name))
     reference = np.concatenate(parts)
     guard = NoveltyGuard(
-        tuple(scales), percentile, k, REFERENCE_FILE, embedder.sha256, fitted_on
+        tuple(scales), percentile, k, REFERENCE_FILE, embedder.sha256, fitted_on, floor
     )  # fmt: skip
     fit = guard.novelties(embedder.embed(fit_queries), reference.astype(np.float32))
     return guard, reference, np.array([guard.trust(row) for row in fit])
