@@ -63,7 +63,9 @@ def read_set(model: str, entry: str, floors: list[float], precision: str) -> dic
         "queries": len(results),
         "weight": fusion.weight,
         "bm25_or_hybrid": float(np.mean([ndcg(r, -np.arange(len(r.hits))) for r in results])),
-        "cross_encoder": float(np.mean([ndcg(r, r.reranker_scores) for r in results if r.hits])),
+        "cross_encoder": float(
+            np.mean([ndcg(r, r.reranker_scores) if r.hits else 0.0 for r in results])
+        ),
     }
     for floor in floors:
         floored = (  # a floor of 1: the guard off
@@ -79,7 +81,7 @@ def read_set(model: str, entry: str, floors: list[float], precision: str) -> dic
         ]
         row[f"floor {floor:g}"] = float(np.mean(values))
     row["mean_trust_floor_0"] = float(
-        np.mean([trust_at(0.0)(dataset.queries[r.qid]) for r in results])
+        np.mean([trust_at(0.0)(dataset.queries[r.qid]) for r in results if r.hits])
     )
     return row
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from crossrank.pipeline.fusion import Fusion
 from crossrank.pipeline.fusion_fit import fit_weight
 from crossrank.pipeline.novelty import (
+    DEFAULT_FLOOR,
     Collection,
     NoveltyGuard,
     NoveltyScale,
@@ -259,6 +260,7 @@ def test_fuse_fits_the_guard_into_the_artifact_and_eval_applies_it(
     manifest = Manifest.load(model)
     entry = manifest.fusion["bm25"]
     assert entry["novelty"]["fitted_on"].startswith("fixtures:train (reference)")
+    assert entry["novelty"]["floor"] == DEFAULT_FLOOR
     reference = entry["novelty"]["reference"]  # named by its content
     assert reference.startswith("novelty-reference-") and reference in manifest.files
     fusion = artifact_fusion(build_reranker(model), "bm25", bi_encoder_cache)
@@ -277,8 +279,9 @@ def test_fuse_fits_the_guard_into_the_artifact_and_eval_applies_it(
     assert "expected novelty reference queries other than" in capsys.readouterr().err
     # A refit with another reference replaces the file; the old one is unlisted and removed.
     twice = ["--novelty-reference", f"{fixture}:train"] * 2  # other content, another file
-    assert main([*args, *twice]) == 0
+    assert main([*args, *twice, "--novelty-floor", "0.25"]) == 0
     refit = Manifest.load(model)
+    assert refit.fusion["bm25"]["novelty"]["floor"] == 0.25
     assert refit.fusion["bm25"]["novelty"]["reference"] != reference
     listed = [n for n in refit.files if n.startswith("novelty-reference")]
     assert listed == [refit.fusion["bm25"]["novelty"]["reference"]]

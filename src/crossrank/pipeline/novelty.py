@@ -26,7 +26,9 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 REFERENCE_FILE = "novelty-reference.npy"  # written as novelty-reference-<sha256[:12]>.npy
-DEFAULT_FLOOR = 0.5  # crossrank fuse --novelty-floor (RESULTS.md, "A floor under the novelty guard")
+DEFAULT_FLOOR = (
+    0.5  # crossrank fuse --novelty-floor (RESULTS.md, "A floor under the novelty guard")
+)
 
 
 class Embedder(Protocol):
