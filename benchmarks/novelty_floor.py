@@ -51,11 +51,13 @@ def read_set(model: str, entry: str, floors: list[float], precision: str) -> dic
         order = np.argsort(-scores, kind="stable")
         return ndcg_at_k([r.hits[i].doc_id for i in order], dataset.qrels[r.qid], 10)
 
-    bound = fusion.query_trust  # the guard bound to its reference: query -> novelties
+    # Each query embedded once: its novelties do not depend on the floor.
+    novelties = {dataset.queries[r.qid]: fusion.query_trust.novelties(dataset.queries[r.qid])
+                 for r in results if r.hits}  # fmt: skip
 
     def trust_at(floor: float):
         guard = replace(fusion.novelty, floor=floor)
-        return lambda query: guard.trust(bound.novelties(query))
+        return lambda query: guard.trust(novelties[query])
 
     row = {
         "set": f"{Path(data).name}:{split}" + (f" (first {max_queries})" if max_queries else ""),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossrank.cli.common import prepare_first_stage
-from crossrank.pipeline.novelty import fit_novelty
+from crossrank.pipeline.novelty import check_floor, fit_novelty
 
 
 def named_splits(entries: list[str], flag: str) -> list[tuple[str, str]]:
@@ -79,8 +79,7 @@ def guard_collections(args: argparse.Namespace) -> list[GuardCollection] | None:
     else by the fit split when it is of that collection, else leave-one-out."""
     if args.guard_percentile <= 0 or args.novelty_k <= 0:
         return None
-    if not 0.0 <= args.novelty_floor < 1.0:
-        raise ValueError(f"expected --novelty-floor in [0, 1), got {args.novelty_floor}")
+    check_floor(args.novelty_floor, "--novelty-floor")  # before the scoring, not after
     references = reference_splits(args.novelty_reference, args.data, args.split)
     calibration = calibration_splits(args.novelty_calibration, references)
     folders: dict[Path, GuardCollection] = {}

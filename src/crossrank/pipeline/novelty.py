@@ -10,10 +10,9 @@ keeps a share of the cross-encoder equal to the share of dev at least as novel, 
 novel query, which leaves the first stage's order; with a ``floor`` the share falls to that floor
 instead (``trust = floor + (1 - floor) * share``): far from its training queries the
 cross-encoder still adds evidence, weighed down against the first stage. A reranker trained on
-several collections has
-one scale each (their novelties differ: Wikipedia questions lie further apart than nutrition
-topics), and a query keeps the trust of the collection it is most typical of. Nothing is fitted
-on the collections it protects.
+several collections has one scale each (their novelties differ: Wikipedia questions lie further
+apart than nutrition topics), and a query keeps the trust of the collection it is most typical
+of. Nothing is fitted on the collections it protects.
 """
 
 from __future__ import annotations
@@ -26,9 +25,15 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 REFERENCE_FILE = "novelty-reference.npy"  # written as novelty-reference-<sha256[:12]>.npy
-DEFAULT_FLOOR = (
-    0.5  # crossrank fuse --novelty-floor (RESULTS.md, "A floor under the novelty guard")
-)
+# crossrank fuse --novelty-floor (RESULTS.md, "A floor under the novelty guard")
+DEFAULT_FLOOR = 0.5
+
+
+def check_floor(floor: float, what: str = "a novelty guard floor") -> float:
+    """``floor`` if it is a valid guard floor, in [0, 1); else a one-line error naming ``what``."""
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"expected {what} in [0, 1), got {floor}")
+    return floor
 
 
 class Embedder(Protocol):
@@ -112,8 +117,7 @@ class NoveltyGuard:
     floor: float = 0.0  # the least share of the cross-encoder a query keeps (0: the first stage)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.floor < 1.0:
-            raise ValueError(f"expected a novelty guard floor in [0, 1), got {self.floor}")
+        check_floor(self.floor)
         if not self.scales:
             raise ValueError("expected at least one novelty scale, got none")
         if len(self.scales) > 1 and any(s.rows is None for s in self.scales):
