@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crossrank.data.beir import DataError
-from crossrank.data.sentence_queries import sentence_queries, split_sentences
+from crossrank.data.sentence_queries import sentence_queries, split_sentences, strip_heading
 
 
 def _corpus(tmp_path, rows):
@@ -82,3 +82,32 @@ def test_abbreviations_and_decimals_do_not_end_a_sentence():
         "Risk fell (HR 0.46, 95% CI 0.38-0.55), e.g. in women.", "Men too!", "Why?",
         "(See Table 2.)",
     ]  # fmt: skip
+
+
+def test_common_abbreviations_do_not_end_a_sentence():
+    text = "Men vs. Women differed as Smith et al. First showed. See Fig. 2 for it. It held."
+    assert split_sentences(text) == [
+        "Men vs. Women differed as Smith et al. First showed.", "See Fig. 2 for it.", "It held.",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sentence", "query"),
+    [("BACKGROUND: Statins help.", "Statins help."),
+     ("CONCLUSIONS AND IMPLICATIONS: Intake matters.", "Intake matters."),
+     ("Results: Men differed.", "Men differed."),
+     ("[Conclusion] The results show it.", "The results show it."),
+     ("METHODS We used Cox regression.", "We used Cox regression."),
+     ("DNA damage rose in the cohort.", "DNA damage rose in the cohort."),
+     ("ENO and triglycerides rose.", "ENO and triglycerides rose.")],
+)  # fmt: skip
+def test_a_section_heading_is_not_part_of_the_query(sentence, query):
+    assert strip_heading(sentence) == query
+
+
+def test_queries_lose_their_heading_and_a_sentence_repeated_in_its_document_is_no_query(tmp_path):
+    twice = "This exact sentence appears twice in the same abstract."
+    rows = [{"_id": "h", "title": "T", "text": "BACKGROUND: Statin users had a lower risk of death. "
+             f"{twice} {twice}"}]  # fmt: skip
+    (q,) = sentence_queries(_corpus(tmp_path, rows)).queries
+    assert q.text == "Statin users had a lower risk of death."

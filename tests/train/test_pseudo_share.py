@@ -96,13 +96,17 @@ def test_two_kinds_each_make_their_share_and_a_positive_has_twins_in_every_colle
     data.queries += [
         LabeledQuery(f"2:sent:d{i}", f"sentence {i}", {f"2:d{i}": 1}) for i in range(9)
     ]
+    before = [(q.qid, set(q.unsure)) for q in data.queries]
     mixed = mix_pseudo(data, {"1:title:": 0.2, "2:sent:": 0.3}, "0:", surfaced_only=False, seed=3)
+    assert [(q.qid, set(q.unsure)) for q in data.queries] == before
     groups = sum(len(q.positives) for q in mixed.queries)
     for kind, share in (("1:title:", 0.2), ("2:sent:", 0.3)):
         ours = sum(len(q.positives) for q in mixed.queries if q.qid.startswith(kind))
         assert abs(ours / groups - share) <= 1 / len(mixed.queries)
     sentence = next(q for q in mixed.queries if q.qid.startswith("2:sent:d2#"))
     assert sentence.unsure == {"0:d2", "1:d2"}
+    title = next(q for q in mixed.queries if q.qid.startswith("1:title:d2#"))
+    assert title.unsure == {"0:d2", "2:d2"}
     main = next(q for q in mixed.queries if q.qid == "0:q2")
     assert main.unsure == {"1:d2", "1:d3", "2:d2", "2:d3"}
 
@@ -128,5 +132,7 @@ def test_the_datamodule_draws_sentence_queries_at_their_share_beside_titles(tmp_
     (doc,) = query.judged
     assert query.text not in dm.train_set.documents[doc]
     assert query.text in dm.train_set.documents["0:" + doc.split(":", 1)[1]]
+    with pytest.raises(ValueError, match=r"expected sentence_share in \[0, 1\), got -0.1"):
+        TriplesDataModule(data="fixture", sentence_share=-0.1).setup()
     with pytest.raises(ValueError, match="expected title_share \\+ sentence_share < 1"):
         TriplesDataModule(data="fixture", title_share=0.5, sentence_share=0.5).setup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import lightning as L
@@ -133,7 +134,7 @@ class TriplesDataModule(L.LightningDataModule):
         pseudo: dict[str, float] = {}  # each pseudo-query kind's id prefix → its share
         for name, share, build, tag in (
             ("title_share", hp.title_share, title_queries, "title"),
-            ("sentence_share", hp.sentence_share, sentence_queries, "sent"),
+            ("sentence_share", hp.sentence_share, partial(sentence_queries, seed=hp.seed), "sent"),
         ):
             if not share:
                 continue
