@@ -21,7 +21,7 @@ def title_queries(root: str | Path, min_words: int = 4) -> LabeledSet:
     Documents keep their ids and lose their titles (those with no text are left out). Each
     distinct title of at least ``min_words`` words is a query (id ``title:<doc id>``) whose
     relevant documents are the ones carrying that title (grade 1). How many of them training
-    draws is :func:`crossrank.train.pseudo_share.mix_pseudo`'s business.
+    draws is :func:`crossrank.train.title_share.mix_titles`'s business.
     """
     root = Path(root)
     if min_words < 1:

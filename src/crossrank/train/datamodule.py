@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Literal
 
 import lightning as L
@@ -18,7 +17,6 @@ from crossrank.data.examples import (
     read_labeled,
     resolve_data,
 )
-from crossrank.data.sentence_queries import sentence_queries
 from crossrank.data.title_queries import title_queries
 from crossrank.io import DEFAULT_CACHE
 from crossrank.io import cache_dir as resolve_cache
@@ -35,8 +33,8 @@ from crossrank.train.datasets import (
 )
 from crossrank.train.loader import ResumableLoader
 from crossrank.train.negatives import mine_candidates
-from crossrank.train.pseudo_share import mix_pseudo, pseudo_back_to_train
 from crossrank.train.teacher import attach_teacher
+from crossrank.train.title_share import mix_titles, titles_back_to_train
 
 __all__ = ["GroupDataset", "PairBatch", "RankingDataset", "TriplesDataModule"]
 
@@ -74,9 +72,6 @@ class TriplesDataModule(L.LightningDataModule):
         title_share: the share of training groups drawn from pseudo-queries made of the
             training corpus's own titles (:mod:`crossrank.data.title_queries`; ``data`` must be
             a BEIR folder); 0: none.
-        sentence_share: the share of training groups drawn from pseudo-queries made of one
-            sentence of each training document, the positive that document without it
-            (:mod:`crossrank.data.sentence_queries`; ``data`` must be a BEIR folder); 0: none.
     """
 
     def __init__(
@@ -107,7 +102,6 @@ class TriplesDataModule(L.LightningDataModule):
         false_negative_top: int = 10,
         cache_dir: str | None = str(DEFAULT_CACHE),
         title_share: float = 0.0,
-        sentence_share: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -121,28 +115,19 @@ class TriplesDataModule(L.LightningDataModule):
         hp = self.hparams
         if hp.n_negatives < 1:
             raise ValueError(f"expected n_negatives >= 1, got {hp.n_negatives}")
-        shares = {"title": hp.title_share, "sentence": hp.sentence_share}
-        for name, share in shares.items():
-            if not 0.0 <= share < 1.0:
-                raise ValueError(f"expected {name}_share in [0, 1), got {share}")
-        if sum(shares.values()) >= 1.0:
-            raise ValueError(f"expected title_share + sentence_share < 1, got {shares}")
+        if not 0.0 <= hp.title_share < 1.0:
+            raise ValueError(f"expected title_share in [0, 1), got {hp.title_share}")
         parts = [read_labeled(hp.data, hp.train_split)]
         for entry in hp.also_train or []:
             path, _, split = entry.rpartition(":") if ":" in entry else (entry, "", "train")
             parts.append(read_labeled(path, split or "train"))
-        pseudo: dict[str, float] = {}  # each pseudo-query kind's id prefix → its share
-        for name, share, build, tag in (
-            ("title_share", hp.title_share, title_queries, "title"),
-            ("sentence_share", hp.sentence_share, partial(sentence_queries, seed=hp.seed), "sent"),
-        ):
-            if not share:
-                continue
+        titles = None  # the title queries' id prefix in the merged set
+        if hp.title_share:
             root = resolve_data(hp.data)
             if not root.is_dir():
-                raise ValueError(f"expected a BEIR folder as data for {name}, got {root}")
-            parts.append(build(root))
-            pseudo[f"{len(parts) - 1}:{tag}:"] = share
+                raise ValueError(f"expected a BEIR folder as data for title_share, got {root}")
+            parts.append(title_queries(root))
+            titles = f"{len(parts) - 1}:title:"
         if hp.teacher == "hybrid":  # each collection's own first stages, before the merge
             for part in parts:
                 attach_teacher(
@@ -151,9 +136,9 @@ class TriplesDataModule(L.LightningDataModule):
         self.train_set = merge_sets(parts)
         if hp.holdout:
             self.train_set, self.eval_set = holdout_split(self.train_set, hp.holdout)
-            if pseudo:
-                self.train_set, self.eval_set = pseudo_back_to_train(
-                    self.train_set, self.eval_set, tuple(pseudo)
+            if titles:
+                self.train_set, self.eval_set = titles_back_to_train(
+                    self.train_set, self.eval_set, titles
                 )
         else:
             self.eval_set = read_labeled(hp.eval_data or hp.data, hp.eval_split)
@@ -180,9 +165,9 @@ class TriplesDataModule(L.LightningDataModule):
             for part in collections_of(self.eval_set, merged):
                 if part.queries:
                     mine_candidates(part, hp.eval_depth, hp.cache_dir)
-        if pseudo:  # after mining: the share counts the groups GroupDataset will make
-            self.train_set = mix_pseudo(
-                self.train_set, pseudo, "0:", hp.positives == "candidates", hp.seed
+        if titles:  # after mining: the share counts the groups GroupDataset will make
+            self.train_set = mix_titles(
+                self.train_set, titles, "0:", hp.title_share, hp.positives == "candidates", hp.seed
             )
         self._train_ds = GroupDataset(
             self.train_set,

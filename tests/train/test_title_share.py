@@ -1,10 +1,10 @@
-"""Pseudo-queries (titles, sentences) mixed into training, each kind at a share of its groups."""
+"""Title pseudo-queries mixed into training at a share of its groups."""
 
 import pytest
 
 from crossrank.data.examples import LabeledQuery, LabeledSet
 from crossrank.train.datamodule import TriplesDataModule
-from crossrank.train.pseudo_share import mix_pseudo
+from crossrank.train.title_share import mix_titles
 
 
 def _merged(n_main: int, n_titles: int) -> LabeledSet:
@@ -25,7 +25,7 @@ def _share(data: LabeledSet) -> float:
 @pytest.mark.parametrize(("share", "n_titles"), [(0.25, 3), (0.6, 3), (0.1, 40), (0.5, 7)])
 def test_the_title_queries_make_the_share_of_groups(share, n_titles):
     data = _merged(40, n_titles)  # 80 main groups; few titles need copies, many need a subset
-    mixed = mix_pseudo(data, {"1:title:": share}, "0:", surfaced_only=False, seed=3)
+    mixed = mix_titles(data, "1:title:", "0:", share, surfaced_only=False, seed=3)
     assert abs(_share(mixed) - share) <= 1 / len(mixed.queries)
     ids = [q.qid for q in mixed.queries]
     assert len(ids) == len(set(ids))  # copies get ids of their own
@@ -34,7 +34,7 @@ def test_the_title_queries_make_the_share_of_groups(share, n_titles):
 def test_a_positive_and_its_twin_are_never_negatives_of_each_other_and_data_is_unchanged():
     data = _merged(4, 4)
     before = [(q.qid, set(q.unsure)) for q in data.queries]
-    mixed = mix_pseudo(data, {"1:title:": 0.5}, "0:", surfaced_only=False, seed=3)
+    mixed = mix_titles(data, "1:title:", "0:", 0.5, surfaced_only=False, seed=3)
     title = next(q for q in mixed.queries if q.qid.startswith("1:title:d2"))
     assert title.unsure == {"0:d2"}
     main = next(q for q in mixed.queries if q.qid == "0:q2")
@@ -48,7 +48,7 @@ def test_only_surfaced_positives_count_when_training_on_candidates():
         q.candidates = [f"0:d{q.qid[3:]}"]  # one of each main query's two positives surfaced
     for q in data.queries[40:]:
         q.candidates = list(q.judged)
-    mixed = mix_pseudo(data, {"1:title:": 0.2}, "0:", surfaced_only=True, seed=3)
+    mixed = mix_titles(data, "1:title:", "0:", 0.2, surfaced_only=True, seed=3)
     titled = sum(q.qid.startswith("1:title:") for q in mixed.queries)
     assert titled == 10  # 40 surfaced groups * 0.2 / 0.8 = 10, not 80 * 0.25 = 20
 
@@ -85,54 +85,7 @@ def test_the_remainder_is_drawn_by_the_seed_the_same_way_each_time():
     data = _merged(40, 40)
 
     def picked(seed):
-        mixed = mix_pseudo(data, {"1:title:": 0.2}, "0:", surfaced_only=False, seed=seed)
+        mixed = mix_titles(data, "1:title:", "0:", 0.2, surfaced_only=False, seed=seed)
         return {q.qid for q in mixed.queries if q.qid.startswith("1:title:")}
 
     assert picked(1) == picked(1) and picked(1) != picked(2) and len(picked(1)) == 20
-
-
-def test_two_kinds_each_make_their_share_and_a_positive_has_twins_in_every_collection():
-    data = _merged(40, 6)
-    data.queries += [
-        LabeledQuery(f"2:sent:d{i}", f"sentence {i}", {f"2:d{i}": 1}) for i in range(9)
-    ]
-    before = [(q.qid, set(q.unsure)) for q in data.queries]
-    mixed = mix_pseudo(data, {"1:title:": 0.2, "2:sent:": 0.3}, "0:", surfaced_only=False, seed=3)
-    assert [(q.qid, set(q.unsure)) for q in data.queries] == before
-    groups = sum(len(q.positives) for q in mixed.queries)
-    for kind, share in (("1:title:", 0.2), ("2:sent:", 0.3)):
-        ours = sum(len(q.positives) for q in mixed.queries if q.qid.startswith(kind))
-        assert abs(ours / groups - share) <= 1 / len(mixed.queries)
-    sentence = next(q for q in mixed.queries if q.qid.startswith("2:sent:d2#"))
-    assert sentence.unsure == {"0:d2", "1:d2"}
-    title = next(q for q in mixed.queries if q.qid.startswith("1:title:d2#"))
-    assert title.unsure == {"0:d2", "2:d2"}
-    main = next(q for q in mixed.queries if q.qid == "0:q2")
-    assert main.unsure == {"1:d2", "1:d3", "2:d2", "2:d3"}
-
-
-@pytest.mark.parametrize("shares", [{}, {"1:title:": 0.0}, {"1:title:": 0.6, "2:sent:": 0.4}])
-def test_shares_that_leave_no_labeled_groups_are_refused(shares):
-    with pytest.raises(ValueError, match="expected pseudo-query shares > 0 summing below 1"):
-        mix_pseudo(_merged(4, 4), shares, "0:", surfaced_only=False, seed=3)
-
-
-def test_the_datamodule_draws_sentence_queries_at_their_share_beside_titles(tmp_path):
-    dm = TriplesDataModule(
-        data="fixture", title_share=0.2, sentence_share=0.3, negatives="candidates",
-        positives="candidates", holdout=0.3, cache_dir=str(tmp_path),
-    )  # fmt: skip
-    dm.setup()
-    items = dm._train_ds.items
-    sent = sum(dm.train_set.queries[qi].qid.startswith("2:sent:") for qi, _ in items)
-    titled = sum(dm.train_set.queries[qi].qid.startswith("1:title:") for qi, _ in items)
-    assert abs(sent / len(items) - 0.3) < 0.05 and abs(titled / len(items) - 0.2) < 0.05
-    assert not any(":sent:" in q.qid or ":title:" in q.qid for q in dm.eval_set.queries)
-    query = next(q for q in dm.train_set.queries if q.qid.startswith("2:sent:"))
-    (doc,) = query.judged
-    assert query.text not in dm.train_set.documents[doc]
-    assert query.text in dm.train_set.documents["0:" + doc.split(":", 1)[1]]
-    with pytest.raises(ValueError, match=r"expected sentence_share in \[0, 1\), got -0.1"):
-        TriplesDataModule(data="fixture", sentence_share=-0.1).setup()
-    with pytest.raises(ValueError, match="expected title_share \\+ sentence_share < 1"):
-        TriplesDataModule(data="fixture", title_share=0.5, sentence_share=0.5).setup()
