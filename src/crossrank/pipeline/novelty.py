@@ -29,11 +29,10 @@ REFERENCE_FILE = "novelty-reference.npy"  # written as novelty-reference-<sha256
 DEFAULT_FLOOR = 0.5
 
 
-def check_floor(floor: float, what: str = "a novelty guard floor") -> float:
-    """``floor`` if it is a valid guard floor, in [0, 1); else a one-line error naming ``what``."""
+def check_floor(floor: float, what: str = "a novelty guard floor") -> None:
+    """A one-line error naming ``what`` unless ``floor`` is a guard floor, in [0, 1)."""
     if not 0.0 <= floor < 1.0:
         raise ValueError(f"expected {what} in [0, 1), got {floor}")
-    return floor
 
 
 class Embedder(Protocol):
