@@ -115,9 +115,13 @@ class CrossEncoderModule(L.LightningModule):
         answer = None if answers[0] is None else torch.cat(answers)[back]
         return torch.cat(scores)[back], answer
 
+    def batch_seed(self, batch_idx: int) -> int:
+        """The seed of a training batch's draws (dropout masks, passage windows): it depends
+        only on (seed, epoch, batch), so a resumed run repeats them exactly."""
+        return self.hparams.seed * 1_000_003 + self.current_epoch * 100_003 + batch_idx
+
     def on_train_batch_start(self, batch: PairBatch, batch_idx: int) -> None:
-        # Dropout masks depend only on (seed, epoch, batch): a resumed run repeats them exactly.
-        torch.manual_seed(self.hparams.seed * 1_000_003 + self.current_epoch * 100_003 + batch_idx)
+        torch.manual_seed(self.batch_seed(batch_idx))
 
     def on_train_epoch_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -143,7 +147,7 @@ class CrossEncoderModule(L.LightningModule):
 
     def training_step(self, batch: PairBatch, batch_idx: int) -> torch.Tensor:
         labels = batch.labels.to(self.device)
-        key = f"{self.hparams.seed}:{self.current_epoch}:{batch_idx}"  # as the dropout masks
+        key = f"{self.batch_seed(batch_idx)}:{self.global_rank}"  # each rank its own windows
         documents = self.windows(batch.queries, batch.documents, labels.shape[1], key)
         scores, answer = self.outputs(batch.queries, documents)
         loss = self.loss_fn(scores.view_as(labels), labels)

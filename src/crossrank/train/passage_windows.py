@@ -5,6 +5,10 @@ window, and the middle windows have lost the document's opening (often its title
 trained on truncated documents only ever saw openings. Here a share of the training groups
 show each of their documents as one of its passages, drawn at random, cut exactly as
 ``--passages`` cuts it at read time; the other groups stay truncated (the opening window).
+A windowed document keeps its document's label and teacher score, as passage-level training
+(MaxP) does: relevance is judged per document, and a window of a relevant abstract is mostly
+about the same topic. Every document of a chosen group is windowed, so that a missing opening
+does not itself tell positives from negatives.
 """
 
 from __future__ import annotations
@@ -34,20 +38,22 @@ class PassageWindows:
         cache_size: int = 50_000,
     ) -> None:
         if not 0.0 <= share <= 1.0:
-            raise ValueError(f"expected a passage share in [0, 1], got {share}")
+            raise ValueError(f"expected passage_share in [0, 1], got {share}")
+        if cache_size < 1:
+            raise ValueError(f"expected cache_size >= 1, got {cache_size}")
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.share = share
         self.max_passages = max_passages
         self.cache_size = cache_size
-        self._splits: OrderedDict[tuple[str, int], list[str]] = OrderedDict()
+        self._splits: OrderedDict[tuple[str, int], tuple[str, ...]] = OrderedDict()
 
-    def passages(self, document: str, budget: int) -> list[str]:
+    def passages(self, document: str, budget: int) -> tuple[str, ...]:
         """``document`` cut into the passages a ``budget``-token document window reads."""
         key = (document, budget)
         cached = self._splits.get(key)
         if cached is None:
-            cached = split_passages(self.tokenizer, document, budget, self.max_passages)
+            cached = tuple(split_passages(self.tokenizer, document, budget, self.max_passages))
             self._splits[key] = cached
             if len(self._splits) > self.cache_size:
                 self._splits.popitem(last=False)
@@ -60,15 +66,19 @@ class PassageWindows:
     ) -> list[str]:
         """A new list of documents: in each chosen group, every document is one of its
         passages (a document that fits the window is its only passage); the rest as given."""
-        if len(queries) != len(documents) or group_size < 1 or len(documents) % group_size:
+        if group_size < 1:
+            raise ValueError(f"expected group_size >= 1, got {group_size}")
+        if len(queries) != len(documents) or len(documents) % group_size:
             raise ValueError(
-                f"expected as many queries as documents in groups of {group_size}, got "
+                f"expected as many queries as documents, in whole groups of {group_size}, got "
                 f"{len(queries)} queries and {len(documents)} documents"
             )
         out = list(documents)
         if not self.share:
             return out
         for start in range(0, len(out), group_size):
+            if len(set(queries[start : start + group_size])) != 1:
+                raise ValueError(f"expected one query per group, got a group at {start} with more")
             rng = random.Random(f"{key}:{start // group_size}")
             if rng.random() >= self.share:
                 continue
