@@ -17,7 +17,6 @@ from crossrank.train.datamodule import PairBatch
 from crossrank.train.losses import LossName, answer_bce, distill_kl, get_loss
 from crossrank.train.model import CrossEncoder, CrossEncoderConfig
 from crossrank.train.optim import adamw
-from crossrank.train.passage_windows import PassageWindows
 from crossrank.train.val_metrics import RerankMetrics
 
 MONITOR = "val_ndcg@10"
@@ -44,9 +43,6 @@ class CrossEncoderModule(L.LightningModule):
         distill_temperature: softmax temperature of that KL.
         freeze_layers: keep the embeddings and this many bottom encoder layers at their
             pretrained weights (0: train everything); backward then stops above them.
-        passage_share: the share of training groups whose documents are each shown as one
-            random passage, cut as ``--passages`` reads them
-            (:mod:`crossrank.train.passage_windows`); 0: every document truncated.
     """
 
     def __init__(
@@ -63,7 +59,6 @@ class CrossEncoderModule(L.LightningModule):
         distill_weight: float = 0.0,
         distill_temperature: float = 1.0,
         freeze_layers: int = 0,
-        passage_share: float = 0.0,
     ) -> None:
         super().__init__()
         if isinstance(encoder, dict):  # hparams saved by LightningCLI hold the config as a dict
@@ -74,7 +69,6 @@ class CrossEncoderModule(L.LightningModule):
         self.model.freeze_bottom(freeze_layers)
         self.tokenizer = encoder.tokenizer()
         self.max_length = encoder.max_length
-        self.windows = PassageWindows(self.tokenizer, self.max_length, passage_share)
         self.loss_fn = get_loss(loss)
         # Against each query's full judgments; also the candidates in first-stage order, what
         # reranking has to beat.
@@ -115,13 +109,9 @@ class CrossEncoderModule(L.LightningModule):
         answer = None if answers[0] is None else torch.cat(answers)[back]
         return torch.cat(scores)[back], answer
 
-    def batch_seed(self, batch_idx: int) -> int:
-        """The seed of a training batch's draws (dropout masks, passage windows): it depends
-        only on (seed, epoch, batch), so a resumed run repeats them exactly."""
-        return self.hparams.seed * 1_000_003 + self.current_epoch * 100_003 + batch_idx
-
     def on_train_batch_start(self, batch: PairBatch, batch_idx: int) -> None:
-        torch.manual_seed(self.batch_seed(batch_idx))
+        # Dropout masks depend only on (seed, epoch, batch): a resumed run repeats them exactly.
+        torch.manual_seed(self.hparams.seed * 1_000_003 + self.current_epoch * 100_003 + batch_idx)
 
     def on_train_epoch_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -146,10 +136,8 @@ class CrossEncoderModule(L.LightningModule):
         self._loader_states = list(fit_loop.get("state_dict", {}).get("combined_loader", []))
 
     def training_step(self, batch: PairBatch, batch_idx: int) -> torch.Tensor:
+        scores, answer = self.outputs(batch.queries, batch.documents)
         labels = batch.labels.to(self.device)
-        key = f"{self.batch_seed(batch_idx)}:{self.global_rank}"  # each rank its own windows
-        documents = self.windows(batch.queries, batch.documents, labels.shape[1], key)
-        scores, answer = self.outputs(batch.queries, documents)
         loss = self.loss_fn(scores.view_as(labels), labels)
         if self.hparams.distill_weight and batch.teacher is not None:
             distill = distill_kl(
